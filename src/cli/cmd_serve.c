@@ -1,0 +1,11 @@
+/* Placeholder until the command is implemented. */
+#include <stdio.h>
+
+#include "cli/commands.h"
+
+int dg_cmd_serve(int argc, char **argv) {
+  (void)argc;
+  (void)argv;
+  fprintf(stderr, "daguerre serve: not implemented yet\n");
+  return 2;
+}

@@ -1,0 +1,54 @@
+/* A minimal test harness: CHECK records failures and keeps going; T_DONE()
+ * prints "N passed, N failed" and returns the exit code. */
+#ifndef DG_TESTS_T_H
+#define DG_TESTS_T_H
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int t_passed, t_failed;
+
+#define CHECK(cond)                                                              \
+  do {                                                                           \
+    if (cond) {                                                                  \
+      t_passed++;                                                                \
+    } else {                                                                     \
+      t_failed++;                                                                \
+      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);  \
+    }                                                                            \
+  } while (0)
+
+#define CHECK_MSG(cond, ...)                                                     \
+  do {                                                                           \
+    if (cond) {                                                                  \
+      t_passed++;                                                                \
+    } else {                                                                     \
+      t_failed++;                                                                \
+      fprintf(stderr, "%s:%d: CHECK failed: %s: ", __FILE__, __LINE__, #cond);  \
+      fprintf(stderr, __VA_ARGS__);                                              \
+      fputc('\n', stderr);                                                       \
+    }                                                                            \
+  } while (0)
+
+#define CHECK_NEAR(a, b, tol) \
+  CHECK_MSG(fabs((double)(a) - (double)(b)) <= (tol), "%.9g vs %.9g (tol %g)", (double)(a), (double)(b), (double)(tol))
+
+#define T_DONE()                                                  \
+  do {                                                            \
+    printf("%d passed, %d failed\n", t_passed, t_failed);         \
+    return t_failed ? 1 : 0;                                      \
+  } while (0)
+
+/* Path of a file under tests/data (DG_TEST_DATA), in a static buffer ring. */
+static inline const char *t_data(const char *rel) {
+  static char bufs[8][4096];
+  static int i;
+  const char *root = getenv("DG_TEST_DATA");
+  char *b = bufs[i++ & 7];
+  snprintf(b, 4096, "%s/%s", root ? root : "tests/data", rel);
+  return b;
+}
+
+#endif
