@@ -74,4 +74,15 @@ dg_status dg_image_load_param(const char *value, const dg_fetch_limits *fl,
                               const dg_image_limits *il, uint8_t **raw, size_t *raw_n,
                               dg_image **img, char *err, size_t errlen);
 
+/* ---- Additions beyond the pinned interface ---- */
+
+/* Format from the magic bytes (PNG signature, FF D8 FF, RIFF....WEBP). */
+dg_image_format dg_image_sniff(const uint8_t *data, size_t n);
+/* Sniff and read only the header: format and dimensions, checked against
+ * `lim` (NULL: defaults) without decoding the pixels.  Any out pointer may be
+ * NULL.  Same errors as dg_image_decode. */
+dg_status dg_image_probe(const uint8_t *data, size_t n, const dg_image_limits *lim,
+                         dg_image_format *fmt, int *width, int *height, char *err, size_t errlen);
+/* dg_image_encode: a WebP quality above 100 selects lossless WebP. */
+
 #endif
