@@ -1,0 +1,34 @@
+/* Internal: flash attention on the GEMM micro-kernels (attn.c).
+ *
+ * Per (batch, head) the keys are packed as A panels (MR keys x D) and V^T as
+ * A panels (MR of D x keys).  Each task takes NR queries (the kernel's vector
+ * width) and walks the keys in blocks of Bk:
+ *   S^T (Bk, NR)  = K_blk (Bk, D) . (scale*log2e * Q)^T (D, NR)      micro-kernel
+ *   m' = max(m, colmax S^T); P^T = 2^(S^T - m'); l = l*2^(m-m') + colsum P^T
+ *   O^T (D, NR)  = O^T * 2^(m-m') + V^T_blk (D, Bk) . P^T (Bk, NR)   micro-kernel
+ * Queries are columns, so the softmax statistics are plain vector ops across
+ * rows, and P^T is produced directly in the packed B layout of the second
+ * product.  Only Bk x NR scores exist at a time. */
+#ifndef DG_TENSOR_ATTN_H
+#define DG_TENSOR_ATTN_H
+
+#include "tensor/tensor.h"
+
+dg_status dg__attention_flash(dg_engine *e, dg_tensor *y, const dg_tensor *q, const dg_tensor *k,
+                              const dg_tensor *v, int n_heads, int causal, float scale);
+
+/* One block of the online softmax over s (nrows, nr) f32 (log2 domain).
+ * Row r (key j0 + r) counts for column c (query q0 + c) when r < valid and,
+ * if causal, j0 + r <= q0 + c; other entries give p = 0.
+ * m, l (nr): running max and sum, updated; alpha (nr): factor for the old O.
+ * p: f32 in place of s, or (bf16) pairs b[(r/2) * 2nr + 2c + r%2]; nrows is even then. */
+typedef void (*dg__attn_softmax_fn)(float *s, int64_t nrows, int nr, int64_t valid, int64_t j0,
+                                    int64_t q0, int causal, float *m, float *l, float *alpha,
+                                    void *p, int bf16);
+void dg__attn_softmax_generic(float *s, int64_t nrows, int nr, int64_t valid, int64_t j0, int64_t q0,
+                              int causal, float *m, float *l, float *alpha, void *p, int bf16);
+/* nr == 32 only. */
+void dg__attn_softmax_avx512(float *s, int64_t nrows, int nr, int64_t valid, int64_t j0, int64_t q0,
+                             int causal, float *m, float *l, float *alpha, void *p, int bf16);
+
+#endif

@@ -1,0 +1,92 @@
+/* AVX-512 online-softmax block for flash attention (attn.h), 32 query columns
+ * as two zmm per key row; exp2 by range reduction + degree-6 polynomial
+ * (relative error ~2e-7). */
+#include <immintrin.h>
+#include <math.h>
+
+#include "tensor/attn.h"
+
+static inline __m512 exp2_ps(__m512 x) {
+  x = _mm512_max_ps(x, _mm512_set1_ps(-150.0f)); /* also maps -inf to -150: 2^-150 = 0 */
+  x = _mm512_min_ps(x, _mm512_set1_ps(128.0f));
+  __m512 xi = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 f = _mm512_sub_ps(x, xi); /* [-0.5, 0.5] */
+  __m512 p = _mm512_set1_ps(1.5403530e-4f);
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.3333558e-3f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.6181291e-3f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.5504109e-2f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.4022651e-1f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.9314718e-1f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
+  return _mm512_scalef_ps(p, xi);
+}
+
+void dg__attn_softmax_avx512(float *s, int64_t nrows, int nr, int64_t valid, int64_t j0, int64_t q0,
+                             int causal, float *m, float *l, float *alpha, void *p, int bf16) {
+  (void)nr; /* 32 */
+  const __m512 ninf = _mm512_set1_ps(-INFINITY);
+  const __m512i c_lo = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __m512i c_hi = _mm512_add_epi32(c_lo, _mm512_set1_epi32(16));
+  __m512 mo0 = _mm512_loadu_ps(m), mo1 = _mm512_loadu_ps(m + 16);
+  __m512 mx0 = mo0, mx1 = mo1;
+  /* pass 1: mask, column max */
+  for (int64_t r = 0; r < nrows; r++) {
+    float *sr = s + r * 32;
+    __m512 v0 = _mm512_loadu_ps(sr), v1 = _mm512_loadu_ps(sr + 16);
+    if (r >= valid) {
+      v0 = v1 = ninf;
+    } else if (causal && j0 + r > q0) {
+      /* visible when c >= j0 + r - q0 */
+      __m512i lim = _mm512_set1_epi32((int)(j0 + r - q0 > 64 ? 64 : j0 + r - q0));
+      v0 = _mm512_mask_mov_ps(ninf, _mm512_cmp_epi32_mask(c_lo, lim, _MM_CMPINT_NLT), v0);
+      v1 = _mm512_mask_mov_ps(ninf, _mm512_cmp_epi32_mask(c_hi, lim, _MM_CMPINT_NLT), v1);
+    }
+    _mm512_storeu_ps(sr, v0);
+    _mm512_storeu_ps(sr + 16, v1);
+    mx0 = _mm512_max_ps(mx0, v0);
+    mx1 = _mm512_max_ps(mx1, v1);
+  }
+  /* columns with nothing visible yet keep base 0 (their p and alpha*O are 0) */
+  __mmask16 z0 = _mm512_cmp_ps_mask(mx0, ninf, _CMP_EQ_OQ), z1 = _mm512_cmp_ps_mask(mx1, ninf, _CMP_EQ_OQ);
+  __m512 b0 = _mm512_mask_mov_ps(mx0, z0, _mm512_setzero_ps());
+  __m512 b1 = _mm512_mask_mov_ps(mx1, z1, _mm512_setzero_ps());
+  __m512 a0 = exp2_ps(_mm512_sub_ps(mo0, b0)), a1 = exp2_ps(_mm512_sub_ps(mo1, b1));
+  a0 = _mm512_mask_mov_ps(a0, z0, _mm512_set1_ps(1.0f));
+  a1 = _mm512_mask_mov_ps(a1, z1, _mm512_set1_ps(1.0f));
+  __m512 sum0 = _mm512_setzero_ps(), sum1 = _mm512_setzero_ps();
+  if (!bf16) {
+    for (int64_t r = 0; r < nrows; r++) {
+      float *sr = s + r * 32;
+      __m512 p0 = exp2_ps(_mm512_sub_ps(_mm512_loadu_ps(sr), b0));
+      __m512 p1 = exp2_ps(_mm512_sub_ps(_mm512_loadu_ps(sr + 16), b1));
+      sum0 = _mm512_add_ps(sum0, p0);
+      sum1 = _mm512_add_ps(sum1, p1);
+      _mm512_storeu_ps(sr, p0);
+      _mm512_storeu_ps(sr + 16, p1);
+    }
+  } else {
+    /* rows r, r+1 -> words [2c] = row r, [2c+1] = row r+1 */
+    const __m512i perm = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,
+                                          23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    __m512i *d = p;
+    for (int64_t r = 0; r < nrows; r += 2) {
+      const float *sr = s + r * 32;
+      __m512 p00 = exp2_ps(_mm512_sub_ps(_mm512_loadu_ps(sr), b0));
+      __m512 p01 = exp2_ps(_mm512_sub_ps(_mm512_loadu_ps(sr + 16), b1));
+      __m512 p10 = exp2_ps(_mm512_sub_ps(_mm512_loadu_ps(sr + 32), b0));
+      __m512 p11 = exp2_ps(_mm512_sub_ps(_mm512_loadu_ps(sr + 48), b1));
+      sum0 = _mm512_add_ps(sum0, _mm512_add_ps(p00, p10));
+      sum1 = _mm512_add_ps(sum1, _mm512_add_ps(p01, p11));
+      __m512i lo = (__m512i)_mm512_cvtne2ps_pbh(p10, p00);
+      __m512i hi = (__m512i)_mm512_cvtne2ps_pbh(p11, p01);
+      _mm512_storeu_si512(d + (r / 2) * 2, _mm512_permutexvar_epi16(perm, lo));
+      _mm512_storeu_si512(d + (r / 2) * 2 + 1, _mm512_permutexvar_epi16(perm, hi));
+    }
+  }
+  _mm512_storeu_ps(l, _mm512_fmadd_ps(_mm512_loadu_ps(l), a0, sum0));
+  _mm512_storeu_ps(l + 16, _mm512_fmadd_ps(_mm512_loadu_ps(l + 16), a1, sum1));
+  _mm512_storeu_ps(alpha, a0);
+  _mm512_storeu_ps(alpha + 16, a1);
+  _mm512_storeu_ps(m, mx0);
+  _mm512_storeu_ps(m + 16, mx1);
+}

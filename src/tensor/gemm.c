@@ -1,0 +1,322 @@
+/* The packed, cache-blocked GEMM driver (see gemm.h), operand packing, the
+ * portable C micro-kernel and the choice of kernel per ISA. */
+#include "tensor/gemm.h"
+
+#include <stdatomic.h>
+#include <string.h>
+
+#include "tensor/kernels.h"
+
+/* ---- Portable micro-kernel: 4 x 16, plain C (the compiler vectorises the j loop) ---- */
+#define GEN_MR 4
+#define GEN_NR 16
+
+static void ukernel_generic_f32(int64_t kc, const void *av, const void *bv, float *c, int64_t ldc,
+                                int acc, const float *row_bias, const float *col_bias) {
+  const float *a = av, *b = bv;
+  float t[GEN_MR][GEN_NR];
+  memset(t, 0, sizeof t);
+  for (int64_t k = 0; k < kc; k++) {
+    const float *ak = a + k * GEN_MR, *bk = b + k * GEN_NR;
+    for (int r = 0; r < GEN_MR; r++) {
+      float ar = ak[r];
+      for (int j = 0; j < GEN_NR; j++) t[r][j] += ar * bk[j];
+    }
+  }
+  for (int r = 0; r < GEN_MR; r++) {
+    float *cr = c + r * ldc;
+    if (acc) {
+      for (int j = 0; j < GEN_NR; j++) cr[j] += t[r][j];
+    } else {
+      float rb = row_bias ? row_bias[r] : 0.0f;
+      for (int j = 0; j < GEN_NR; j++) cr[j] = t[r][j] + rb + (col_bias ? col_bias[j] : 0.0f);
+    }
+  }
+}
+
+static const dg__ukernel k_generic = {GEN_MR, GEN_NR, 0, ukernel_generic_f32, "generic-4x16-f32"};
+
+const dg__ukernel *dg__ukernel_generic(void) { return &k_generic; }
+
+const dg__ukernel *dg__ukernel_for(dg_isa isa, dg_precision prec) {
+  const dg__ukernel *k = NULL;
+  if (isa == DG_ISA_AVX512) {
+    if (prec == DG_PRECISION_BF16 && dg_cpu_has_avx512bf16()) k = dg__ukernel_avx512_bf16();
+    if (!k) k = dg__ukernel_avx512();
+  }
+  if (!k && (isa == DG_ISA_AVX512 || isa == DG_ISA_AVX2)) k = dg__ukernel_avx2();
+  return k ? k : &k_generic;
+}
+
+/* ---- Packing ------------------------------------------------------------- */
+
+size_t dg__panel_bytes(int R, int bf16, int64_t kc) {
+  return bf16 ? (size_t)((kc + 1) / 2) * 2 * (size_t)R * 2 : (size_t)kc * (size_t)R * 4;
+}
+
+static inline float ld_elem(const void *p, dg_dtype t, int64_t i) {
+  switch (t) {
+    case DG_DTYPE_F16: return dg_f16_to_f32(((const uint16_t *)p)[i]);
+    case DG_DTYPE_BF16: return dg_bf16_to_f32(((const uint16_t *)p)[i]);
+    default: return ((const float *)p)[i];
+  }
+}
+
+/* Convert n elements of src (dtype t) to f32, times scale. */
+static void load_run(float *dst, const void *src, dg_dtype t, int64_t off, int64_t n, float scale) {
+  if (t == DG_DTYPE_F32) {
+    const float *s = (const float *)src + off;
+    if (scale == 1.0f)
+      memcpy(dst, s, (size_t)n * sizeof *dst);
+    else
+      for (int64_t i = 0; i < n; i++) dst[i] = s[i] * scale;
+  } else {
+    for (int64_t i = 0; i < n; i++) dst[i] = ld_elem(src, t, off + i) * scale;
+  }
+}
+
+/* Row k of a panel: R values for indices i0 .. i0 + rows - 1 (zero beyond). */
+typedef struct seg {
+  int r, len;           /* panel positions [r, r + len) */
+  int64_t n, oy, ox;    /* first output pixel of the run */
+} seg;
+
+static int im2col_segments(const dg__conv_geom *g, int64_t i0, int64_t rows, seg *s) {
+  int64_t P = g->ho * g->wo;
+  int ns = 0;
+  int64_t r = 0;
+  while (r < rows) {
+    int64_t i = i0 + r;
+    int64_t n = i / P, p = i % P, oy = p / g->wo, ox = p % g->wo;
+    int64_t len = g->wo - ox;
+    if (len > rows - r) len = rows - r;
+    s[ns].r = (int)r;
+    s[ns].len = (int)len;
+    s[ns].n = n;
+    s[ns].oy = oy;
+    s[ns].ox = ox;
+    ns++;
+    r += len;
+  }
+  return ns;
+}
+
+static void im2col_row(const dg__opnd *o, const seg *s, int ns, int64_t k, float *row) {
+  const dg__conv_geom *g = o->conv;
+  int64_t khw = (int64_t)g->kh * g->kw;
+  int64_t ci = k / khw, rem = k % khw, dy = rem / g->kw, dx = rem % g->kw;
+  const float *x = o->data;
+  int st = g->stride;
+  for (int q = 0; q < ns; q++) {
+    float *d = row + s[q].r;
+    int len = s[q].len;
+    int64_t sy = s[q].oy * st + dy - g->pad;
+    if (sy < 0 || sy >= g->h) {
+      memset(d, 0, (size_t)len * sizeof *d);
+      continue;
+    }
+    const float *xr = x + ((s[q].n * g->ci + ci) * g->h + sy) * g->w;
+    int64_t sx0 = s[q].ox * st + dx - g->pad;
+    if (st == 1) {
+      int64_t lo = sx0 < 0 ? -sx0 : 0, hi = g->w - sx0;
+      if (hi > len) hi = len;
+      if (hi < lo) hi = lo;
+      for (int64_t t = 0; t < lo; t++) d[t] = 0.0f;
+      for (int64_t t = lo; t < hi; t++) d[t] = xr[sx0 + t];
+      for (int64_t t = hi; t < len; t++) d[t] = 0.0f;
+    } else {
+      for (int t = 0; t < len; t++) {
+        int64_t sx = sx0 + (int64_t)t * st;
+        d[t] = (sx >= 0 && sx < g->w) ? xr[sx] : 0.0f;
+      }
+    }
+  }
+}
+
+/* IK operand, f32 output: d[k * R + r] = A(i0 + r, k0 + k). */
+static void pack_ik_f32(const dg__opnd *o, int R, int64_t i0, int64_t rows, int64_t k0, int64_t kc,
+                        float *d) {
+  for (int64_t r = 0; r < rows; r++) {
+    int64_t off = (i0 + r) * o->ld + k0;
+    if (o->dtype == DG_DTYPE_F32) {
+      const float *s = (const float *)o->data + off;
+      if (o->scale == 1.0f)
+        for (int64_t k = 0; k < kc; k++) d[k * R + r] = s[k];
+      else
+        for (int64_t k = 0; k < kc; k++) d[k * R + r] = s[k] * o->scale;
+    } else {
+      for (int64_t k = 0; k < kc; k++) d[k * R + r] = ld_elem(o->data, o->dtype, off + k) * o->scale;
+    }
+  }
+  if (rows < R)
+    for (int64_t k = 0; k < kc; k++)
+      for (int64_t r = rows; r < R; r++) d[k * R + r] = 0.0f;
+}
+
+void dg__pack_panel(const dg__opnd *o, int R, int bf16, int64_t i0, int64_t rows, int64_t k0,
+                    int64_t kc, void *dst) {
+  if (!bf16 && o->kind == DG__OPND_IK) {
+    pack_ik_f32(o, R, i0, rows, k0, kc, dst);
+    return;
+  }
+  seg sg[64];
+  int ns = 0;
+  if (o->kind == DG__OPND_IM2COL) ns = im2col_segments(o->conv, i0, rows, sg);
+  float tmp[64];
+  int64_t kpad = bf16 ? (kc + 1) / 2 * 2 : kc;
+  for (int64_t k = 0; k < kpad; k++) {
+    float *row = bf16 ? tmp : (float *)dst + k * R;
+    if (k >= kc) {
+      memset(row, 0, (size_t)R * sizeof *row);
+    } else {
+      switch (o->kind) {
+        case DG__OPND_IK:
+          for (int64_t r = 0; r < rows; r++)
+            row[r] = ld_elem(o->data, o->dtype, (i0 + r) * o->ld + k0 + k) * o->scale;
+          break;
+        case DG__OPND_KI: load_run(row, o->data, o->dtype, (k0 + k) * o->ld + i0, rows, o->scale); break;
+        case DG__OPND_IM2COL:
+          im2col_row(o, sg, ns, k0 + k, row);
+          if (o->scale != 1.0f)
+            for (int64_t r = 0; r < rows; r++) row[r] *= o->scale;
+          break;
+      }
+      for (int64_t r = rows; r < R; r++) row[r] = 0.0f;
+    }
+    if (bf16) {
+      uint16_t *d = (uint16_t *)dst + (k >> 1) * 2 * R + (k & 1);
+      for (int r = 0; r < R; r++) d[2 * r] = dg__bf16_rne(row[r]);
+    }
+  }
+}
+
+/* ---- Driver -------------------------------------------------------------- */
+
+typedef struct gemm_job {
+  const dg__ukernel *uk;
+  const dg__gemm *g;
+  int split_m;            /* threads split rows (else columns) */
+  int64_t kcb, mcb, ncb;  /* block sizes: K (elements), M, N */
+  size_t a_bytes, b_bytes;
+  dg_engine *e;
+  atomic_int failed;      /* set by a thread whose scratch allocation failed */
+} gemm_job;
+
+static void store_tile(const dg__gemm *g, const float *t, int nr, int64_t i0, int64_t j0, int64_t mr,
+                       int64_t ncols, int first) {
+  for (int64_t r = 0; r < mr; r++) {
+    float rb = (first && g->row_bias) ? ld_elem(g->row_bias, g->bias_dtype, i0 + r) : 0.0f;
+    for (int64_t j = 0; j < ncols; j++) {
+      int64_t jj = j0 + j;
+      float *cp = g->c + (jj / g->jdiv) * g->cimg + (i0 + r) * g->ldc + jj % g->jdiv;
+      float v = t[r * nr + j];
+      if (first)
+        *cp = v + rb + (g->col_bias ? ld_elem(g->col_bias, g->bias_dtype, jj) : 0.0f);
+      else
+        *cp += v;
+    }
+  }
+}
+
+/* n bias values from off as f32: the tensor itself when F32, else converted into buf. */
+static const float *bias_run(const void *b, dg_dtype t, int64_t off, int n, float *buf) {
+  if (t == DG_DTYPE_F32) return (const float *)b + off;
+  for (int i = 0; i < n; i++) buf[i] = ld_elem(b, t, off + i);
+  return buf;
+}
+
+static void gemm_task(void *arg, int64_t u0, int64_t u1, int ti) {
+  gemm_job *jb = arg;
+  const dg__gemm *g = jb->g;
+  const dg__ukernel *uk = jb->uk;
+  const int MR = uk->mr, NR = uk->nr, bf = uk->bf16;
+  int64_t r0 = 0, r1 = g->m, c0 = 0, c1 = g->n;
+  if (jb->split_m) {
+    r0 = u0 * MR;
+    r1 = u1 * MR < g->m ? u1 * MR : g->m;
+  } else {
+    c0 = u0 * NR;
+    c1 = u1 * NR < g->n ? u1 * NR : g->n;
+  }
+  size_t tmp_bytes = (size_t)MR * NR * sizeof(float);
+  char *scr = dg__engine_scratch(jb->e, ti, jb->a_bytes + jb->b_bytes + tmp_bytes + 64);
+  if (!scr) {
+    atomic_store(&jb->failed, 1);
+    return;
+  }
+  char *ap = scr, *bp = scr + jb->a_bytes;
+  float *tmp = (float *)(bp + jb->b_bytes);
+  float rbuf[64], cbuf[64];
+  for (int64_t jc = c0; jc < c1; jc += jb->ncb) {
+    int64_t nc = c1 - jc < jb->ncb ? c1 - jc : jb->ncb;
+    for (int64_t pc = 0; pc < g->k; pc += jb->kcb) {
+      int64_t kc = g->k - pc < jb->kcb ? g->k - pc : jb->kcb;
+      int64_t ksteps = bf ? (kc + 1) / 2 : kc;
+      size_t bpan = dg__panel_bytes(NR, bf, kc), apan = dg__panel_bytes(MR, bf, kc);
+      int first = pc == 0;
+      for (int64_t jr = 0; jr < nc; jr += NR)
+        dg__pack_panel(&g->b, NR, bf, jc + jr, nc - jr < NR ? nc - jr : NR, pc, kc,
+                       bp + (size_t)(jr / NR) * bpan);
+      for (int64_t ic = r0; ic < r1; ic += jb->mcb) {
+        int64_t mc = r1 - ic < jb->mcb ? r1 - ic : jb->mcb;
+        for (int64_t ir = 0; ir < mc; ir += MR)
+          dg__pack_panel(&g->a, MR, bf, ic + ir, mc - ir < MR ? mc - ir : MR, pc, kc,
+                         ap + (size_t)(ir / MR) * apan);
+        for (int64_t jr = 0; jr < nc; jr += NR) {
+          int64_t j0 = jc + jr, ncols = nc - jr < NR ? nc - jr : NR;
+          const char *bpj = bp + (size_t)(jr / NR) * bpan;
+          int64_t jin = j0 % g->jdiv;
+          int col_direct = ncols == NR && jin + NR <= g->jdiv;
+          float *cbase = g->c + (j0 / g->jdiv) * g->cimg + jin;
+          for (int64_t ir = 0; ir < mc; ir += MR) {
+            int64_t i0 = ic + ir, mr = mc - ir < MR ? mc - ir : MR;
+            const char *api = ap + (size_t)(ir / MR) * apan;
+            if (col_direct && mr == MR) {
+              const float *rb = NULL, *cb = NULL;
+              if (first && g->row_bias) rb = bias_run(g->row_bias, g->bias_dtype, i0, MR, rbuf);
+              if (first && g->col_bias) cb = bias_run(g->col_bias, g->bias_dtype, j0, NR, cbuf);
+              uk->fn(ksteps, api, bpj, cbase + i0 * g->ldc, g->ldc, !first, rb, cb);
+            } else {
+              uk->fn(ksteps, api, bpj, tmp, NR, 0, NULL, NULL);
+              store_tile(g, tmp, NR, i0, j0, mr, ncols, first);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+dg_status dg__gemm_run(dg_engine *e, const dg__ukernel *uk, const dg__gemm *g) {
+  if (g->m <= 0 || g->n <= 0) return DG_STATUS_OK;
+  if (g->k <= 0) { /* C = bias (or 0) */
+    for (int64_t i = 0; i < g->m; i++)
+      for (int64_t j = 0; j < g->n; j++)
+        g->c[(j / g->jdiv) * g->cimg + i * g->ldc + j % g->jdiv] =
+            (g->row_bias ? ld_elem(g->row_bias, g->bias_dtype, i) : 0.0f) +
+            (g->col_bias ? ld_elem(g->col_bias, g->bias_dtype, j) : 0.0f);
+    return DG_STATUS_OK;
+  }
+  gemm_job jb;
+  memset(&jb, 0, sizeof jb);
+  atomic_init(&jb.failed, 0);
+  jb.uk = uk;
+  jb.g = g;
+  jb.e = e;
+  int nt = dg_engine_threads(e);
+  int64_t mu = (g->m + uk->mr - 1) / uk->mr, nu = (g->n + uk->nr - 1) / uk->nr;
+  /* Split the operand that is bigger (it is then packed exactly once). */
+  jb.split_m = g->m >= g->n;
+  if (jb.split_m && mu < nt && nu > mu) jb.split_m = 0;
+  if (!jb.split_m && nu < nt && mu > nu) jb.split_m = 1;
+  jb.kcb = uk->bf16 ? 512 : 256;
+  if (g->k < jb.kcb) jb.kcb = uk->bf16 ? (g->k + 1) / 2 * 2 : g->k;
+  jb.mcb = (int64_t)uk->mr * (uk->mr >= 12 ? 12 : 32);
+  jb.ncb = (int64_t)uk->nr * 64;
+  if (jb.mcb > g->m) jb.mcb = (g->m + uk->mr - 1) / uk->mr * uk->mr;
+  if (jb.ncb > g->n) jb.ncb = (g->n + uk->nr - 1) / uk->nr * uk->nr;
+  jb.a_bytes = (dg__panel_bytes(uk->mr, uk->bf16, jb.kcb) * (size_t)(jb.mcb / uk->mr) + 63) / 64 * 64;
+  jb.b_bytes = dg__panel_bytes(uk->nr, uk->bf16, jb.kcb) * (size_t)(jb.ncb / uk->nr);
+  dg_engine_parallel(e, jb.split_m ? mu : nu, gemm_task, &jb);
+  return atomic_load(&jb.failed) ? DG_STATUS_ERR_NOMEM : DG_STATUS_OK;
+}
