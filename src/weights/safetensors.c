@@ -21,7 +21,9 @@
  * string is ERR_FORMAT.  (Rejecting up front is simplest and no Stable
  * Diffusion checkpoint contains such tensors.)
  *
- * A 0-dim tensor (shape []) is exposed with ndim 0 and one element.
+ * A 0-dim tensor (shape [], e.g. "model_ema.num_updates") is exposed as
+ * ndim 1, shape [1] (dg_tensor has 1..4 dims); the writer accepts ndim 0 and
+ * writes shape [].
  *
  * Alignment is NOT required by the format: a tensor's data may start at any
  * byte.  Views keep the original address; kernels must read weights with
@@ -249,6 +251,7 @@ static dg_status st_parse_entry(const char *name, json_t *e, const uint8_t *data
     nbytes *= s;
     t->shape[d] = (int64_t)s;
   }
+  if (nd == 0) t->ndim = 1; /* scalar: shape [1] */
   /* INT64_MAX bound keeps numel and nbytes representable everywhere. */
   if (nbytes > (uint64_t)INT64_MAX || nbytes > (uint64_t)SIZE_MAX) {
     st_err(err, errlen, "safetensors: tensor '%s': shape overflows", name);
