@@ -1,0 +1,160 @@
+/* Client library: typed parameters, output naming, base URL handling,
+ * outputs of v1 bodies, and transport errors (no server needed). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/base64.h"
+#include "client/client.h"
+#include "t.h"
+
+static json_t *parse1(const char *arg) {
+  json_t *o = json_object();
+  char err[256];
+  if (dg_client_parse_param(arg, o, err, sizeof err) != DG_STATUS_OK) {
+    json_decref(o);
+    return NULL;
+  }
+  return o;
+}
+
+static int dumps_is(const char *arg, const char *want) {
+  json_t *o = parse1(arg);
+  if (!o) return 0;
+  char *s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+  int ok = strcmp(s, want) == 0;
+  if (!ok) fprintf(stderr, "  %s -> %s (want %s)\n", arg, s, want);
+  free(s);
+  json_decref(o);
+  return ok;
+}
+
+static int path_is(const char *pattern, const char *id, size_t i, size_t n, const char *ext,
+                   const char *want) {
+  char out[256];
+  if (dg_client_output_path(pattern, id, i, n, ext, out, sizeof out) != DG_STATUS_OK) return 0;
+  if (strcmp(out, want) != 0) fprintf(stderr, "  %s -> %s (want %s)\n", pattern ? pattern : "(null)", out, want);
+  return strcmp(out, want) == 0;
+}
+
+int main(void) {
+  /* typed values */
+  CHECK(dumps_is("steps=30", "{\"steps\":30}"));
+  CHECK(dumps_is("strength=0.75", "{\"strength\":0.75}"));
+  CHECK(dumps_is("seed=-1", "{\"seed\":-1}"));
+  CHECK(dumps_is("x=1e3", "{\"x\":1000.0}"));
+  CHECK(dumps_is("base64=true", "{\"base64\":true}"));
+  CHECK(dumps_is("flag=false", "{\"flag\":false}"));
+  CHECK(dumps_is("seed=null", "{\"seed\":null}"));
+  CHECK(dumps_is("prompt=a cat, 4k", "{\"prompt\":\"a cat, 4k\"}"));
+  CHECK(dumps_is("v=007", "{\"v\":\"007\"}"));       /* not a JSON number */
+  CHECK(dumps_is("v=1.", "{\"v\":\"1.\"}"));
+  CHECK(dumps_is("v=True", "{\"v\":\"True\"}"));
+  CHECK(dumps_is("v=", "{\"v\":\"\"}"));
+  CHECK(dumps_is("eq=a=b", "{\"eq\":\"a=b\"}"));
+  CHECK(dumps_is("big=123456789012345678901234567890", "{\"big\":1.2345678901234568e29}"));
+  CHECK(dumps_is("seed:=\"42\"", "{\"seed\":\"42\"}"));
+  CHECK(dumps_is("l:=[1, {\"a\": null}]", "{\"l\":[1,{\"a\":null}]}"));
+  CHECK(dumps_is("n:=3", "{\"n\":3}"));
+  CHECK(parse1("noequals") == NULL);
+  CHECK(parse1("=v") == NULL);
+  CHECK(parse1(":=1") == NULL);
+  CHECK(parse1("bad:={") == NULL);
+  CHECK(parse1("img=@/nonexistent/file.png") == NULL);
+  /* k=@file: base64 of the bytes */
+  char path[] = "/tmp/dg_client_XXXXXX";
+  int fd = mkstemp(path);
+  const uint8_t bytes[] = {0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 1, 2, 255};
+  CHECK(fd >= 0 && write(fd, bytes, sizeof bytes) == (ssize_t)sizeof bytes);
+  close(fd);
+  char arg[64];
+  snprintf(arg, sizeof arg, "image=@%s", path);
+  json_t *o = parse1(arg);
+  CHECK(o != NULL);
+  if (o) {
+    const char *b = json_string_value(json_object_get(o, "image"));
+    uint8_t *d;
+    size_t n;
+    CHECK(b && dg_base64_decode(b, strlen(b), &d, &n) == DG_STATUS_OK && n == sizeof bytes &&
+          memcmp(d, bytes, n) == 0);
+    if (b) free(d);
+    json_decref(o);
+  }
+  unlink(path);
+  /* later keys replace earlier ones */
+  o = json_object();
+  char err[256];
+  CHECK(dg_client_parse_param("a=1", o, err, sizeof err) == DG_STATUS_OK);
+  CHECK(dg_client_parse_param("a=2", o, err, sizeof err) == DG_STATUS_OK);
+  CHECK(json_integer_value(json_object_get(o, "a")) == 2);
+  json_decref(o);
+
+  /* output names */
+  CHECK(path_is("out.webp", "R1", 0, 1, "webp", "out.webp"));
+  CHECK(path_is("out.webp", "R1", 1, 3, "webp", "out-2.webp"));
+  CHECK(path_is("dir.v2/out", "R1", 0, 2, "png", "dir.v2/out-1"));
+  CHECK(path_is("img_{n}.{ext}", "R1", 2, 3, "jpg", "img_3.jpg"));
+  CHECK(path_is("{id}/{n}.png", "abc", 0, 1, "png", "abc/1.png"));
+  CHECK(path_is(NULL, "abc", 0, 1, "png", "abc.png"));
+  CHECK(path_is(NULL, "abc", 1, 2, "png", "abc-2.png"));
+  char small[6];
+  CHECK(dg_client_output_path("abcdefgh", "x", 0, 1, "png", small, sizeof small) == DG_STATUS_ERR_LIMIT);
+  CHECK(dg_client_output_path("abcd", "x", 0, 1, "png", small, sizeof small) == DG_STATUS_OK);
+
+  /* base URL normalisation and env defaults */
+  dg_client *c = dg_client_new("http://h:1/v1/", "k");
+  CHECK(c && strcmp(dg_client_base_url(c), "http://h:1") == 0);
+  dg_client_free(c);
+  setenv("DAGUERRE_URL", "http://env-host:9/v2", 1);
+  c = dg_client_new(NULL, NULL);
+  CHECK(c && strcmp(dg_client_base_url(c), "http://env-host:9") == 0);
+  dg_client_free(c);
+  unsetenv("DAGUERRE_URL");
+  c = dg_client_new(NULL, NULL);
+  CHECK(c && strcmp(dg_client_base_url(c), "http://127.0.0.1:8080") == 0);
+  dg_client_free(c);
+
+  /* outputs of v1 bodies: raw image, {"image"}, {"images"} */
+  c = dg_client_new("http://127.0.0.1:1", NULL);
+  dg_client_response r;
+  memset(&r, 0, sizeof r);
+  r.http_status = 200;
+  r.body = malloc(16);
+  memcpy(r.body, "RIFF\x10\0\0\0WEBPVP8 ", 16);
+  r.body_n = 16;
+  dg_client_media *m;
+  size_t n;
+  CHECK(dg_client_outputs(c, &r, &m, &n, err, sizeof err) == DG_STATUS_OK && n == 1 &&
+        strcmp(m[0].ext, "webp") == 0 && m[0].n == 16);
+  dg_client_media_free(m, n);
+  free(r.body);
+  r.body = NULL;
+  char *b64png = dg_base64_encode(bytes, sizeof bytes, NULL);
+  r.json = json_pack("{s:[s,s]}", "images", b64png, b64png);
+  CHECK(dg_client_outputs(c, &r, &m, &n, err, sizeof err) == DG_STATUS_OK && n == 2 &&
+        strcmp(m[1].ext, "png") == 0 && m[1].n == sizeof bytes);
+  dg_client_media_free(m, n);
+  json_decref(r.json);
+  r.json = json_pack("{s:s}", "output", "!!not base64!!");
+  CHECK(dg_client_outputs(c, &r, &m, &n, err, sizeof err) == DG_STATUS_ERR_FORMAT);
+  json_decref(r.json);
+  r.json = json_pack("{s:n}", "output");
+  CHECK(dg_client_outputs(c, &r, &m, &n, err, sizeof err) == DG_STATUS_ERR_FORMAT);
+  json_decref(r.json);
+  free(b64png);
+
+  /* transport error: nothing listens on port 1 */
+  char *id = NULL;
+  json_t *params = json_object();
+  CHECK(dg_client_submit(c, "test-echo", params, &id, &r, err, sizeof err) == DG_STATUS_ERR_NETWORK);
+  CHECK(id == NULL && strstr(err, "127.0.0.1") != NULL);
+  dg_client_response_clear(&r);
+  CHECK(dg_client_status(c, "../etc", &r, err, sizeof err) == DG_STATUS_ERR_INVALID);
+  dg_client_response_clear(&r);
+  CHECK(dg_client_submit(c, "a/b", params, &id, &r, err, sizeof err) == DG_STATUS_ERR_INVALID);
+  dg_client_response_clear(&r);
+  json_decref(params);
+  dg_client_free(c);
+  T_DONE();
+}
