@@ -145,6 +145,21 @@ static double sigma_to_t(const dg_scheduler *s, double sigma) {
   return (1 - w) * low + w * (low + 1);
 }
 
+/* The same for KDPM2's interpolated timesteps, where diffusers hands 0-d
+ * float32 tensors to it and torch's promotion makes the arithmetic float32. */
+static double sigma_to_t_f32(const dg_scheduler *s, float sigma) {
+  float log_sigma = logf(sigma > 1e-10f ? sigma : 1e-10f);
+  int T = s->T, low = 0;
+  for (int i = 0; i < T; i++)
+    if (log_sigma - s->log_sigmas[i] >= 0) low = i;
+  if (low > T - 2) low = T - 2;
+  float lo = s->log_sigmas[low], hi = s->log_sigmas[low + 1];
+  float w = (lo - log_sigma) / (lo - hi);
+  if (w < 0) w = 0;
+  if (w > 1) w = 1;
+  return (1.0f - w) * (float)low + w * (float)(low + 1);
+}
+
 dg_status dg_scheduler_new_kind(dg_sched_kind kind, const dg_scheduler_config *cfg,
                                 dg_scheduler **out) {
   if (!out || (unsigned)kind >= DG_SCHED_KIND_COUNT_) return DG_STATUS_ERR_INVALID;
@@ -383,7 +398,7 @@ static dg_status setup_k(dg_scheduler *s, int steps) {
     s->ts[0] = ts[0];
     for (int j = 1; j < N; j++) {
       /* KDPM2: (t_interp[j], t[j]); KDPM2a: (t_interp[j-1], t[j]) */
-      s->ts[2 * j - 1] = sigma_to_t(s, interp[ancestral ? j - 1 : j]);
+      s->ts[2 * j - 1] = sigma_to_t_f32(s, interp[ancestral ? j - 1 : j]);
       s->ts[2 * j] = ts[j];
     }
     break;
