@@ -10,6 +10,7 @@
 #include <jansson.h>
 #include <stdint.h>
 
+#include "base/rng.h"
 #include "sampling/sched_internal.h"
 #include "sampling/scheduler.h"
 #include "t.h"
@@ -413,6 +414,54 @@ out:
   st_close(&f);
 }
 
+/* The Euler a pipeline again, this time drawing every noise from the engine's
+ * generator seeded like the reference (seed 42: VAE sample noise, add_noise
+ * noise, then one draw per step through dg_scheduler_rng_noise). */
+static void test_pipeline_rng(void) {
+  stfile f;
+  CHECK(st_open(&f, t_data("sd15-tiny/goldens/img2img_euler_a.safetensors")) == 0);
+  int64_t n = 0;
+  float *vae_noise = st_f32(&f, "vae_sample_noise", &n);
+  float *init = st_f32(&f, "init_latents", NULL);
+  float *noise = st_f32(&f, "noise", NULL);
+  float *pred = st_f32(&f, "step_noise_pred", NULL);
+  float *lat = st_f32(&f, "step_latents", NULL);
+  float *buf = malloc(sizeof(float) * (size_t)(n ? n : 1));
+  float *x = malloc(sizeof(float) * (size_t)(n ? n : 1));
+  dg_scheduler *s = NULL;
+  CHECK(vae_noise && init && noise && pred && lat && n > 0);
+  CHECK(dg_scheduler_new("Euler a", &s) == DG_STATUS_OK);
+  if (vae_noise && init && noise && pred && lat && s) {
+    dg_rng rng;
+    dg_rng_seed(&rng, 42);
+    dg_rng_randn(&rng, buf, n);
+    CHECK(max_diff(buf, vae_noise, n) == 0);
+    dg_rng_randn(&rng, buf, n);
+    CHECK(max_diff(buf, noise, n) == 0);
+    CHECK(dg_scheduler_set_timesteps(s, 20) == DG_STATUS_OK);
+    CHECK(dg_scheduler_set_strength(s, 0.75, NULL) == DG_STATUS_OK);
+    CHECK(dg_scheduler_add_noise(s, init, buf, x, n) == DG_STATUS_OK);
+    double worst = 0;
+    for (int i = 0; i < dg_scheduler_loop_len(s); i++) {
+      CHECK(dg_scheduler_step(s, i, pred + (int64_t)i * n, x, n, dg_scheduler_rng_noise, &rng) ==
+            DG_STATUS_OK);
+      double rel = max_diff(x, lat + (int64_t)i * n, n) / max_abs(lat + (int64_t)i * n, n);
+      if (rel > worst) worst = rel;
+    }
+    CHECK_MSG(worst <= 1e-6, "Euler a with dg_rng: worst step error %g", worst);
+    printf("pipeline Euler a with dg_rng seed 42: worst step error %.3g\n", worst);
+  }
+  dg_scheduler_free(s);
+  free(vae_noise);
+  free(init);
+  free(noise);
+  free(pred);
+  free(lat);
+  free(buf);
+  free(x);
+  st_close(&f);
+}
+
 /* dg_scheduler_run over a callback equals the hand-written loop. */
 typedef struct {
   int calls;
@@ -488,5 +537,6 @@ int main(void) {
   test_goldens();
   test_pipeline("sd15-tiny/goldens/img2img_ddim.safetensors", "DDIM");
   test_pipeline("sd15-tiny/goldens/img2img_euler_a.safetensors", "Euler a");
+  test_pipeline_rng();
   T_DONE();
 }
