@@ -1,0 +1,155 @@
+"""Hostile and broken clients: malformed/huge/truncated bodies, slow and idle
+connections, oversized headers, invalid base64, non-image bytes, a URL to a
+private address; each a clear 4xx (or a closed connection) and the server
+keeps serving.  Retention expiry with a short --retention.  Image URLs on
+loopback with the operator's --allow-private-urls."""
+import base64
+import http.server
+import os
+import socket
+import sys
+import threading
+import time
+
+import requests
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import Server, bomb_png, check, done, png, png_b64, wait_done  # noqa: E402
+
+
+def raw(port, data, read=True, timeout=10):
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    s.sendall(data)
+    out = b""
+    if read:
+        try:
+            while True:
+                b = s.recv(65536)
+                if not b:
+                    break
+                out += b
+        except socket.timeout:
+            pass
+    s.close()
+    return out
+
+
+img = png_b64(8, 8)
+srv = Server("--retention", "1.5", "--client-timeout", "2", "--max-body", "1048576", workers=1)
+try:
+    srv.start()
+    B, P = srv.base, srv.port
+    k = srv.create_key(credits=1000)
+    H = {"x-api-key": k["key"]}
+    KEY = k["key"]
+
+    bodies = [b'{"image": "abc', b"\xff\xfe\x00garbage", b"[" * 5000 + b"]" * 5000, b'{"image": "a\x00b"}',
+              b'{"image": 1, "image": 2}', b"null", b'"just a string"', b"{}{}"]
+    for body in bodies:
+        r = requests.post(B + "/v2/test-echo", data=body, headers=H)
+        check(r.status_code == 400 and "error" in r.json(), f"malformed body {body[:20]!r} -> 400", r.text[:200])
+    check(srv.healthy(), "healthy after malformed bodies")
+
+    # Declared too large: answered 413 before the body is read.
+    resp = raw(P, b"POST /v2/test-echo HTTP/1.1\r\nHost: x\r\nx-api-key: " + KEY.encode() +
+               b"\r\nContent-Type: application/json\r\nContent-Length: 999999999\r\n\r\n{")
+    check(resp.startswith(b"HTTP/1.1 413"), "declared huge body -> 413", resp[:80])
+
+    # Chunked (no Content-Length) past the limit -> 413.
+    def gen():
+        yield b'{"image": "'
+        for _ in range(40):
+            yield b"A" * 65536
+        yield b'"}'
+    r = requests.post(B + "/v2/test-echo", data=gen(), headers=H)
+    check(r.status_code == 413, "chunked body past the limit -> 413", str(r.status_code))
+
+    # Truncated body: promise 1000 bytes, send 10, close.
+    raw(P, b"POST /v2/test-echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{\"image\": ", read=False)
+    # Truncated headers.
+    raw(P, b"POST /v2/test-echo HTTP/1.1\r\nHost: x\r\nContent-Le", read=False)
+    check(srv.healthy(), "healthy after truncated requests")
+
+    # Oversized headers: refused by the per-connection memory limit.
+    resp = raw(P, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 200000 + b"\r\n\r\n")
+    check(resp == b"" or resp.split(b" ")[1][:1] == b"4", "oversized header refused", resp[:60])
+
+    # Slow clients: 30 idle connections and one trickling headers; a normal
+    # request is still served, and the server drops the idle ones after the timeout.
+    idle = [socket.create_connection(("127.0.0.1", P)) for _ in range(30)]
+    slow = socket.create_connection(("127.0.0.1", P))
+    slow.sendall(b"POST /v2/test-echo HTTP/1.1\r\nHost: x\r\n")
+    t0 = time.time()
+    r = requests.get(B + "/healthz", timeout=5)
+    check(r.status_code == 200 and time.time() - t0 < 2, "served while 31 slow clients hang on")
+    slow.settimeout(15)
+    try:
+        got = slow.recv(100)
+    except socket.timeout:
+        got = b"timeout"
+    check(got != b"timeout" and time.time() - t0 < 12, "slow client dropped after --client-timeout",
+          f"{got[:40]!r} after {time.time() - t0:.1f}s")
+    for s in idle:
+        s.close()
+    slow.close()
+
+    # Bad images.
+    cases = {"invalid base64": "%%%not-base64%%%",
+             "non-image bytes": base64.b64encode(b"GIF89a not really an image").decode(),
+             "truncated PNG": base64.b64encode(png(32, 32)[:60]).decode(),
+             "decompression bomb": base64.b64encode(bomb_png()).decode(),
+             "data URI garbage": "data:image/png;base64,@@@@",
+             "private URL": "http://192.168.1.1/a.png",
+             "loopback URL": f"http://127.0.0.1:{P}/openapi.json",
+             "file URL": "file:///etc/passwd",
+             "empty": ""}
+    for what, v in cases.items():
+        r = requests.post(B + "/v2/test-echo", json={"image": v}, headers=H)
+        check(r.status_code == 400 and "'image'" in r.json().get("error", ""), f"{what} -> 400", r.text[:200])
+    check(srv.healthy(), "healthy after bad images")
+
+    # Retention: a finished job, its result and media expire.
+    sub = requests.post(B + "/v2/test-echo", json={"image": img}, headers=H).json()
+    r = wait_done(sub["status_url"], H)
+    res = requests.get(sub["response_url"], headers=H).json()
+    check(requests.get(res["output"]).status_code == 200, "media served before expiry")
+    time.sleep(2.0)
+    check(requests.get(sub["status_url"], headers=H).status_code == 404, "status 404 after retention")
+    check(requests.get(sub["response_url"], headers=H).status_code == 404, "result 404 after retention")
+    check(requests.get(res["output"]).status_code == 404, "media 404 after retention")
+    time.sleep(1.0)
+    m = requests.get(B + "/metrics").text
+    check("daguerre_jobs_expired_total 0" not in m, "sweeper deleted the expired job")
+    check(srv.stop() == 0, "clean shutdown")
+
+    # Operator flag: image URLs on loopback allowed with --allow-private-urls.
+    pngbytes = png(12, 10, seed=9)
+
+    class H1(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.send_header("Content-Length", str(len(pngbytes)))
+            self.end_headers()
+            self.wfile.write(pngbytes)
+
+        def log_message(self, *a):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H1)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}/face.png"
+    srv.start()
+    r = requests.post(srv.base + "/v1/test-echo", json={"image": url}, headers=H)
+    check(r.status_code == 400, "loopback URL refused by default", r.text[:200])
+    srv.stop()
+    srv.extra = ["--allow-private-urls"]
+    srv.start()
+    r = requests.post(srv.base + "/v1/test-echo", json={"image": url, "mode": "invert"}, headers=H)
+    check(r.status_code == 200 and r.content[:4] == b"\x89PNG", "URL input fetched with --allow-private-urls",
+          r.text[:200])
+    httpd.shutdown()
+    check(srv.stop() == 0, "clean shutdown")
+finally:
+    srv.cleanup()
+done()
