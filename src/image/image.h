@@ -84,5 +84,12 @@ dg_image_format dg_image_sniff(const uint8_t *data, size_t n);
 dg_status dg_image_probe(const uint8_t *data, size_t n, const dg_image_limits *lim,
                          dg_image_format *fmt, int *width, int *height, char *err, size_t errlen);
 /* dg_image_encode: a WebP quality above 100 selects lossless WebP. */
+/* dg_image_resize reproduces Pillow up to 12.x (the horizontal pass always
+ * first; the algorithm of Pillow 4.3 .. 12.x, e.g. Debian 12's 9.4).  Pillow
+ * 13 runs the vertical pass first when it removes more than twice as many
+ * rows as the horizontal pass removes columns, which changes the rounding of
+ * those resizes; pillow_major >= 13 reproduces that, < 13 is dg_image_resize. */
+dg_status dg_image_resize_pillow(const dg_image *src, int width, int height, int pillow_major,
+                                 dg_image **out);
 
 #endif

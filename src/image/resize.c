@@ -1,7 +1,7 @@
-/* Lanczos-3 resize computed exactly as Pillow's (13.x) Image.resize(size,
+/* Lanczos-3 resize computed exactly as Pillow's Image.resize(size,
  * Image.LANCZOS): a separable two-pass convolution (horizontal first, only
- * over the source rows the vertical pass needs, unless the vertical pass
- * shrinks much more: see dg_image_resize), filter support scaled by the
+ * over the source rows the vertical pass needs; Pillow 13 may run the
+ * vertical pass first, see resize()), filter support scaled by the
  * downscale factor, weights normalised to sum 1 in double precision and then
  * quantised to 22-bit fixed point, accumulation in 32-bit integers starting
  * from one half, results clipped to 0..255.  RGBA is resized premultiplied
@@ -138,7 +138,7 @@ static void unpremultiply(uint8_t *p, size_t n) {
   }
 }
 
-dg_status dg_image_resize(const dg_image *src, int width, int height, dg_image **out) {
+static dg_status resize(const dg_image *src, int width, int height, int pillow13, dg_image **out) {
   *out = NULL;
   if (!src || width <= 0 || height <= 0 || (src->channels != 3 && src->channels != 4))
     return DG_STATUS_ERR_INVALID;
@@ -168,7 +168,8 @@ dg_status dg_image_resize(const dg_image *src, int width, int height, dg_image *
    * more than twice what the horizontal pass removes from the columns
    * (ImagingResampleInner's horizontal_first); earlier Pillow always went
    * horizontal first.  The order changes rounding, so follow it exactly. */
-  int vertical_first = need_h && need_v && ih - height > 0 && ih - height > 2 * (iw - width);
+  int vertical_first =
+      pillow13 && need_h && need_v && ih - height > 0 && ih - height > 2 * (iw - width);
   if (vertical_first) {
     tmp = malloc((size_t)iw * height * ch); /* (height, iw, ch) */
     if (!tmp) goto done;
@@ -199,4 +200,13 @@ done:
   }
   *out = dst;
   return DG_STATUS_OK;
+}
+
+dg_status dg_image_resize(const dg_image *src, int width, int height, dg_image **out) {
+  return resize(src, width, height, 0, out);
+}
+
+dg_status dg_image_resize_pillow(const dg_image *src, int width, int height, int pillow_major,
+                                 dg_image **out) {
+  return resize(src, width, height, pillow_major >= 13, out);
 }
