@@ -1,5 +1,3 @@
 #!/usr/bin/env bash
-# Table-driven parameter validation over every parameter of every slug.
-set -euo pipefail
-here="$(cd "$(dirname "$0")" && pwd)"
-exec "${DG_TEST_PYTHON:-python3}" "$here/server/test_params.py"
+# Table-driven validation of every parameter of every slug.
+exec bash "$(dirname "$0")/server/run.sh" test_params.py
