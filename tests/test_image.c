@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/base64.h"
 #include "image/image.h"
@@ -442,6 +443,74 @@ static uint32_t crc_of(const uint8_t *p, size_t n) {
   return c ^ 0xFFFFFFFFu;
 }
 
+/* A deflate bit writer (LSB first), for a hand-made high-ratio stream. */
+typedef struct bits {
+  uint8_t *p;
+  size_t n, cap;
+  uint32_t acc;
+  int nacc;
+} bits;
+static void put_bits(bits *b, uint32_t v, int n) { /* v's low n bits, LSB first */
+  b->acc |= v << b->nacc;
+  b->nacc += n;
+  while (b->nacc >= 8) {
+    if (b->n == b->cap) {
+      b->cap = b->cap ? b->cap * 2 : 4096;
+      b->p = realloc(b->p, b->cap);
+    }
+    b->p[b->n++] = (uint8_t)b->acc;
+    b->acc >>= 8;
+    b->nacc -= 8;
+  }
+}
+static void put_code(bits *b, uint32_t code, int len) { /* Huffman codes go MSB first */
+  for (int i = len - 1; i >= 0; i--) put_bits(b, (code >> i) & 1, 1);
+}
+
+static void put_chunk(uint8_t **f, size_t *fn, const char *type, const uint8_t *d, uint32_t len) {
+  *f = realloc(*f, *fn + 12 + len);
+  uint8_t *o = *f + *fn;
+  o[0] = (uint8_t)(len >> 24); o[1] = (uint8_t)(len >> 16); o[2] = (uint8_t)(len >> 8); o[3] = (uint8_t)len;
+  memcpy(o + 4, type, 4);
+  if (len) memcpy(o + 8, d, len);
+  uint32_t crc = crc_of(o + 4, 4 + (size_t)len);
+  o[8 + len] = (uint8_t)(crc >> 24); o[9 + len] = (uint8_t)(crc >> 16);
+  o[10 + len] = (uint8_t)(crc >> 8); o[11 + len] = (uint8_t)crc;
+  *fn += 12 + len;
+}
+
+/* 16x16 RGB PNG whose single zlib stream inflates to `reps` * 258 zero bytes
+ * (fixed-Huffman matches of length 258 at distance 1: ~160:1), far more
+ * than the 16 * 49 bytes the image needs. */
+static uint8_t *extra_data_png(size_t reps, size_t *n) {
+  bits b = {NULL, 0, 0, 0, 0};
+  put_bits(&b, 0x78, 8); /* zlib header: deflate, 32K window, no dict */
+  put_bits(&b, 0x01, 8);
+  put_bits(&b, 1, 1);    /* BFINAL */
+  put_bits(&b, 1, 2);    /* fixed Huffman */
+  put_code(&b, 0x30, 8); /* literal 0 */
+  for (size_t i = 0; i < reps; i++) {
+    put_code(&b, 0xC5, 8); /* length symbol 285 = 258 */
+    put_code(&b, 0, 5);    /* distance code 0 = 1 */
+  }
+  put_code(&b, 0, 7);      /* end of block */
+  if (b.nacc) put_bits(&b, 0, 8 - b.nacc);
+  uint64_t total = 1 + (uint64_t)reps * 258; /* all zero bytes: adler a = 1, b = total */
+  uint32_t adler = (uint32_t)((total % 65521) << 16 | 1);
+  for (int i = 3; i >= 0; i--) put_bits(&b, (adler >> (8 * i)) & 0xFF, 8);
+  static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A};
+  uint8_t *f = malloc(8);
+  size_t fn = 8;
+  memcpy(f, sig, 8);
+  const uint8_t ihdr[13] = {0, 0, 0, 16, 0, 0, 0, 16, 8, 2, 0, 0, 0};
+  put_chunk(&f, &fn, "IHDR", ihdr, 13);
+  put_chunk(&f, &fn, "IDAT", b.p, (uint32_t)b.n);
+  put_chunk(&f, &fn, "IEND", NULL, 0);
+  free(b.p);
+  *n = fn;
+  return f;
+}
+
 static void test_limits(void) {
   char err[256];
   dg_image *d = (dg_image *)1;
@@ -501,6 +570,23 @@ static void test_limits(void) {
   dg_image_free(mid);
   dg_image_free(big);
   CHECK(d == NULL);
+  /* compressed data past the last row (~2.6 GB of zeros in 10 MB) is not
+   * inflated: the decode takes milliseconds, not seconds */
+  size_t bn;
+  uint8_t *bomb2 = extra_data_png((size_t)10 << 20, &bn);
+  CHECK(bn > (size_t)9 << 20 && bn < (size_t)20 << 20);
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  dg_status st = dg_image_decode(bomb2, bn, NULL, &d, err, sizeof err);
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  double dt = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9;
+  CHECK_MSG(st == DG_STATUS_OK && d && d->width == 16 && d->pixels[100] == 0, "%s: %s", dg_status_name(st), err);
+  CHECK_MSG(dt < 1.0, "decoding took %.2f s", dt);
+  dg_image_free(d);
+  d = NULL;
+  /* the same stream, cut short, is a clean error */
+  CHECK(dg_image_decode(bomb2, 60, NULL, &d, err, sizeof err) == DG_STATUS_ERR_FORMAT && d == NULL);
+  free(bomb2);
 }
 
 static void corrupt_all(dg_image_format fmt, int ch) {

@@ -116,19 +116,11 @@ dg_status dg_image_probe(const uint8_t *data, size_t n, const dg_image_limits *l
  * 8-bit values are exactly the file's, as PIL reads them). */
 
 typedef struct png_ctx {
-  const uint8_t *data;
-  size_t n, pos;
   dg_image *img;
   png_bytep *rows;
+  int done, oom;
   char msg[160];
 } png_ctx;
-
-static void png_read_mem(png_structp png, png_bytep out, size_t len) {
-  png_ctx *c = png_get_io_ptr(png);
-  if (len > c->n - c->pos) png_error(png, "truncated PNG");
-  memcpy(out, c->data + c->pos, len);
-  c->pos += len;
-}
 
 static void png_on_error(png_structp png, png_const_charp msg) {
   png_ctx *c = png_get_error_ptr(png);
@@ -141,19 +133,11 @@ static void png_on_warning(png_structp png, png_const_charp msg) {
   (void)msg;
 }
 
-/* Everything that can longjmp happens here; all state lives in *c (owned by
- * the caller's frame), so nothing local is modified between setjmp and
- * longjmp, and there are no VLAs. */
-static int png_decode_inner(png_structp png, png_infop info, png_ctx *c,
-                            const dg_image_limits *lim) {
-  if (setjmp(png_jmpbuf(png))) return -1;
-  png_set_read_fn(png, c, png_read_mem);
-  png_set_user_limits(png, (png_uint_32)(lim->max_side > 0 ? lim->max_side : 0x7FFFFFFF),
-                      (png_uint_32)(lim->max_side > 0 ? lim->max_side : 0x7FFFFFFF));
-  png_set_chunk_cache_max(png, 128);
-  png_set_chunk_malloc_max(png, (png_alloc_size_t)8 << 20);
-  png_set_crc_action(png, PNG_CRC_DEFAULT, PNG_CRC_WARN_DISCARD);
-  png_read_info(png, info);
+/* Progressive ("push") reading: unlike png_read_image/png_read_end, libpng
+ * stops inflating as soon as the last row is complete, so compressed data
+ * past the image (a 20 MiB file can hold gigabytes of it) costs nothing. */
+static void png_on_info(png_structp png, png_infop info) {
+  png_ctx *c = png_get_progressive_ptr(png);
   png_uint_32 w, h;
   int depth, ctype, interlace;
   png_get_IHDR(png, info, &w, &h, &depth, &ctype, &interlace, NULL, NULL);
@@ -162,35 +146,83 @@ static int png_decode_inner(png_structp png, png_infop info, png_ctx *c,
   if (ctype == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
   if (png_get_valid(png, info, PNG_INFO_tRNS)) png_set_tRNS_to_alpha(png);
   if (ctype == PNG_COLOR_TYPE_GRAY || ctype == PNG_COLOR_TYPE_GRAY_ALPHA) png_set_gray_to_rgb(png);
-  png_set_interlace_handling(png);
+  (void)png_set_interlace_handling(png);
   png_read_update_info(png, info);
   int ch = png_get_channels(png, info);
-  if (ch != 3 && ch != 4) png_error(png, "unexpected channel count");
+  if ((ch != 3 && ch != 4) || png_get_rowbytes(png, info) != (size_t)w * (size_t)ch)
+    png_error(png, "unexpected row layout");
   c->img = dg_image_new((int)w, (int)h, ch);
   c->rows = c->img ? malloc(sizeof(png_bytep) * h) : NULL;
   if (!c->rows) {
-    snprintf(c->msg, sizeof c->msg, "out of memory");
-    return -2;
+    c->oom = 1;
+    png_error(png, "out of memory");
   }
   for (png_uint_32 y = 0; y < h; y++) c->rows[y] = c->img->pixels + (size_t)y * w * (size_t)ch;
-  png_read_image(png, c->rows);
-  png_read_end(png, NULL);
+}
+
+static void png_on_row(png_structp png, png_bytep row, png_uint_32 y, int pass) {
+  png_ctx *c = png_get_progressive_ptr(png);
+  (void)pass;
+  if (row && c->rows && y < (png_uint_32)c->img->height) png_progressive_combine_row(png, c->rows[y], row);
+}
+
+static void png_on_end(png_structp png, png_infop info) {
+  png_ctx *c = png_get_progressive_ptr(png);
+  (void)info;
+  c->done = 1;
+}
+
+/* Everything that can longjmp happens here; all state lives in *c (owned by
+ * the caller's frame), so nothing local is modified between setjmp and
+ * longjmp, and there are no VLAs. */
+static int png_decode_inner(png_structp png, png_infop info, png_ctx *c, const uint8_t *data,
+                            size_t n, const dg_image_limits *lim) {
+  if (setjmp(png_jmpbuf(png))) return c->oom ? -2 : -1;
+  png_set_progressive_read_fn(png, c, png_on_info, png_on_row, png_on_end);
+  png_set_user_limits(png, (png_uint_32)(lim->max_side > 0 ? lim->max_side : 0x7FFFFFFF),
+                      (png_uint_32)(lim->max_side > 0 ? lim->max_side : 0x7FFFFFFF));
+  png_set_chunk_cache_max(png, 128);
+  png_set_chunk_malloc_max(png, (png_alloc_size_t)4 << 20);
+  /* Metadata we never use is skipped unread (no zTXt/iTXt/iCCP inflation). */
+  static const png_byte ignored[] = "tEXt\0zTXt\0iTXt\0iCCP\0sPLT\0eXIf\0";
+  png_set_keep_unknown_chunks(png, PNG_HANDLE_CHUNK_NEVER, ignored, 6);
+  png_set_crc_action(png, PNG_CRC_DEFAULT, PNG_CRC_WARN_DISCARD);
+  png_process_data(png, info, (png_bytep)data, n);
+  if (!c->done || !c->img) {
+    snprintf(c->msg, sizeof c->msg, "truncated");
+    return -1;
+  }
+  return 0;
+}
+
+/* Walk the chunk headers (bounds-checked) up to IEND: catches truncated
+ * files without inflating anything. */
+static int png_chunks_complete(const uint8_t *d, size_t n) {
+  size_t pos = 8;
+  while (pos <= n && n - pos >= 12) {
+    uint32_t len = be32(d + pos);
+    if (len > 0x7FFFFFFFu || (size_t)len > n - pos - 12) return 0;
+    if (memcmp(d + pos + 4, "IEND", 4) == 0) return 1;
+    pos += 12 + (size_t)len;
+  }
   return 0;
 }
 
 static dg_status png_decode(const uint8_t *data, size_t n, const dg_image_limits *lim,
                             dg_image **out, char *err, size_t errlen) {
+  if (!png_chunks_complete(data, n)) {
+    dg__image_err(err, errlen, "image: corrupt PNG (truncated)");
+    return DG_STATUS_ERR_FORMAT;
+  }
   png_ctx c;
   memset(&c, 0, sizeof c);
-  c.data = data;
-  c.n = n;
   png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &c, png_on_error, png_on_warning);
   png_infop info = png ? png_create_info_struct(png) : NULL;
   if (!info) {
     png_destroy_read_struct(&png, NULL, NULL);
     return DG_STATUS_ERR_NOMEM;
   }
-  int r = png_decode_inner(png, info, &c, lim);
+  int r = png_decode_inner(png, info, &c, data, n, lim);
   png_destroy_read_struct(&png, &info, NULL);
   free(c.rows);
   if (r != 0) {
