@@ -770,6 +770,32 @@ static void test_resize(void) {
   dg_image_free(p);
 }
 
+/* JPEG decoding byte-identical to Pillow's (files written and decoded by
+ * Pillow: CMYK, 4:2:0, 4:4:4, grayscale, progressive). */
+static void test_jpeg_vs_pillow(void) {
+  static const char *names[] = {"cmyk", "rgb420", "rgb444", "gray", "progressive"};
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    char rel[64];
+    snprintf(rel, sizeof rel, "image/jpeg_%s.jpg", names[i]);
+    dg_image *got = load(rel);
+    snprintf(rel, sizeof rel, "image/jpeg_%s.png", names[i]);
+    dg_image *want = load(rel);
+    int diff = -1, maxd = 0;
+    if (got && want && got->width == want->width && got->height == want->height &&
+        got->channels == want->channels) {
+      diff = 0;
+      for (size_t k = 0; k < (size_t)got->width * got->height * got->channels; k++) {
+        int d = abs((int)got->pixels[k] - (int)want->pixels[k]);
+        diff += d != 0;
+        if (d > maxd) maxd = d;
+      }
+    }
+    CHECK_MSG(diff == 0, "jpeg_%s: %d bytes differ (max %d)", names[i], diff, maxd);
+    dg_image_free(got);
+    dg_image_free(want);
+  }
+}
+
 int main(void) {
   test_base64();
   test_round_trips();
@@ -780,5 +806,6 @@ int main(void) {
   test_load_param();
   test_addresses();
   test_resize();
+  test_jpeg_vs_pillow();
   T_DONE();
 }

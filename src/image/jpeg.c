@@ -136,20 +136,17 @@ static int decode_inner(struct jpeg_decompress_struct *d, jpeg_ctx *c, const uin
       return -1;
     }
     if (cmyk) {
-      /* Adobe writes inverted CMYK (as PIL reads it: value = 255 - ink). */
-      int inv = d->saw_Adobe_marker;
+      /* As PIL: CMYK JPEGs are taken as stored inverted (Adobe's convention,
+       * PIL's "CMYK;I" for every CMYK JPEG), then PIL's cmyk2rgb:
+       * R = (255 - K) - C * (255 - K) / 255, rounded with its MULDIV255. */
       for (JDIMENSION x = 0; x < d->output_width; x++) {
-        unsigned cc = c->row[4 * x], m = c->row[4 * x + 1], y = c->row[4 * x + 2],
-                 k = c->row[4 * x + 3];
-        if (!inv) {
-          cc = 255 - cc;
-          m = 255 - m;
-          y = 255 - y;
-          k = 255 - k;
+        const uint8_t *p = c->row + 4 * x;
+        unsigned nk = p[3]; /* 255 - K where K = 255 - stored */
+        for (int b = 0; b < 3; b++) {
+          unsigned ink = 255u - p[b];
+          unsigned t = ink * nk + 128;
+          dst[3 * x + b] = (uint8_t)(nk - (((t >> 8) + t) >> 8));
         }
-        dst[3 * x] = (uint8_t)((cc * k + 127) / 255);
-        dst[3 * x + 1] = (uint8_t)((m * k + 127) / 255);
-        dst[3 * x + 2] = (uint8_t)((y * k + 127) / 255);
       }
     }
   }

@@ -1,0 +1,37 @@
+"""Regenerate the JPEG decode goldens (needs Pillow; not run by the tests).
+
+    /tmp/v13/bin/python tests/data/image/make_jpeg_goldens.py tests/data/image
+
+jpeg_<name>.jpg is written by Pillow; jpeg_<name>.png is what Pillow decodes
+it to (converted to RGB), which dg_image_decode must reproduce byte for byte.
+"""
+import sys
+
+from PIL import Image
+
+
+def gradient(w, h, mode):
+    im = Image.new(mode, (w, h))
+    n = len(mode)
+    px = [tuple(((x * 11 + y * 7 + c * 60) * (c + 1)) % 256 for c in range(n))
+          for y in range(h) for x in range(w)]
+    im.putdata([p[0] for p in px] if n == 1 else px)
+    return im
+
+
+def main(out):
+    cases = {
+        "cmyk": (gradient(24, 16, "CMYK"), {"quality": 90}),
+        "rgb420": (gradient(33, 17, "RGB"), {"quality": 85, "subsampling": 2}),
+        "rgb444": (gradient(20, 12, "RGB"), {"quality": 95, "subsampling": 0}),
+        "gray": (gradient(19, 9, "L"), {"quality": 80}),
+        "progressive": (gradient(30, 22, "RGB"), {"quality": 75, "progressive": True}),
+    }
+    for name, (im, kw) in cases.items():
+        path = f"{out}/jpeg_{name}.jpg"
+        im.save(path, "JPEG", **kw)
+        Image.open(path).convert("RGB").save(f"{out}/jpeg_{name}.png")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else ".")
