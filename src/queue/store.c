@@ -167,5 +167,8 @@ dg_status dg_store_cancel(dg_store *s, const char *id, dg_job_state *state_out) 
 dg_status dg_store_recover(dg_store *s, int max_attempts, double stale_s, int *requeued, int *failed) {
   return s->be->recover(s->impl, max_attempts, stale_s, requeued, failed);
 }
+dg_status dg_store_heartbeat(dg_store *s, const char *worker_prefix) {
+  return s->be->heartbeat(s->impl, worker_prefix);
+}
 dg_status dg_store_sweep(dg_store *s, int *deleted) { return s->be->sweep(s->impl, deleted); }
 dg_status dg_store_stats_get(dg_store *s, dg_store_stats *st) { return s->be->stats(s->impl, st); }

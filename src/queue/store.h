@@ -123,6 +123,9 @@ dg_status dg_store_cancel(dg_store *s, const char *id, dg_job_state *state_out);
  * attempts < max_attempts, else FAILED with a clear error (refunded).
  * stale_s > 0: only jobs whose heartbeat is older than that (multi-process). */
 dg_status dg_store_recover(dg_store *s, int max_attempts, double stale_s, int *requeued, int *failed);
+/* Refresh the heartbeat of every PROCESSING job whose worker name starts
+ * with worker_prefix (a process's workers, while a step runs for long). */
+dg_status dg_store_heartbeat(dg_store *s, const char *worker_prefix);
 /* Delete expired jobs and their media. */
 dg_status dg_store_sweep(dg_store *s, int *deleted);
 

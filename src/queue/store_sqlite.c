@@ -707,6 +707,26 @@ out:
   return rc;
 }
 
+static dg_status sq_heartbeat(void *impl, const char *worker_prefix) {
+  sq *q = impl;
+  dg_status rc = DG_STATUS_OK;
+  pthread_mutex_lock(&q->mu);
+  /* substr() rather than LIKE: the prefix is data, not a pattern. */
+  sqlite3_stmt *st = prep(q, "UPDATE jobs SET heartbeat_at=? WHERE state='PROCESSING' AND "
+                             "substr(worker, 1, length(?))=?");
+  if (!st) {
+    rc = DG_STATUS_ERR_DB;
+  } else {
+    sqlite3_bind_double(st, 1, dg_now());
+    sqlite3_bind_text(st, 2, worker_prefix, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, worker_prefix, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) != SQLITE_DONE) rc = db_err(q, "heartbeat");
+    sqlite3_finalize(st);
+  }
+  pthread_mutex_unlock(&q->mu);
+  return rc;
+}
+
 static dg_status sq_sweep(void *impl, int *deleted) {
   sq *q = impl;
   dg_status rc = DG_STATUS_OK;
@@ -774,6 +794,6 @@ static dg_status sq_stats(void *impl, dg_store_stats *s) {
 const dg__store_backend dg__store_sqlite = {
     "sqlite:",     sq_open,      sq_close,     sq_set_retention, sq_key_create, sq_key_lookup, sq_key_list,
     sq_key_revoke, sq_key_credit, sq_submit,   sq_get,           sq_claim,      sq_input_get,  sq_progress,
-    sq_media_put,  sq_media_get, sq_complete,  sq_fail,          sq_cancel,     sq_recover,    sq_sweep,
+    sq_media_put,  sq_media_get, sq_complete,  sq_fail,          sq_cancel,     sq_recover,    sq_heartbeat, sq_sweep,
     sq_stats,
 };

@@ -25,6 +25,7 @@ struct dg_worker_pool {
   int stop;
   int pending; /* notifications not yet consumed */
   int busy;
+  char prefix[160]; /* "<host>:<pid>/": names this process's workers */
   worker *workers;
 };
 
@@ -202,8 +203,8 @@ done:
 static void *worker_main(void *arg) {
   worker *me = arg;
   dg_worker_pool *w = me->pool;
-  char name[64];
-  snprintf(name, sizeof name, "worker-%d-%ld", me->index, (long)getpid());
+  char name[200];
+  snprintf(name, sizeof name, "%s%d", w->prefix, me->index);
   while (!stopping(w)) {
     dg_job job;
     dg_status st = dg_store_claim(w->p.store, name, &job);
@@ -243,6 +244,10 @@ dg_status dg_worker_pool_new(const dg_worker_params *p, dg_worker_pool **out) {
   dg_worker_pool *w = calloc(1, sizeof *w);
   if (!w) return DG_STATUS_ERR_NOMEM;
   w->p = *p;
+  char host[64] = "host";
+  gethostname(host, sizeof host - 1);
+  host[sizeof host - 1] = '\0';
+  snprintf(w->prefix, sizeof w->prefix, "%s:%ld/", host, (long)getpid());
   pthread_mutex_init(&w->mu, NULL);
   pthread_cond_init(&w->cv, NULL);
   if (w->p.n_workers > 0) {
@@ -280,6 +285,10 @@ int dg_worker_pool_busy(dg_worker_pool *w) {
   int b = w->busy;
   pthread_mutex_unlock(&w->mu);
   return b;
+}
+
+void dg_worker_pool_heartbeat(dg_worker_pool *w) {
+  if (w && w->p.n_workers > 0) dg_store_heartbeat(w->p.store, w->prefix);
 }
 
 void dg_worker_pool_free(dg_worker_pool *w) {

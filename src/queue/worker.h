@@ -28,6 +28,8 @@ dg_status dg_worker_pool_new(const dg_worker_params *p, dg_worker_pool **out);
 void dg_worker_pool_notify(dg_worker_pool *w);
 /* Number of workers running a job right now. */
 int dg_worker_pool_busy(dg_worker_pool *w);
+/* Refresh the heartbeat of this pool's running jobs (call periodically). */
+void dg_worker_pool_heartbeat(dg_worker_pool *w);
 /* Stops the workers: a running job is asked to stop and left PROCESSING for
  * the next start's recovery. */
 void dg_worker_pool_free(dg_worker_pool *w);

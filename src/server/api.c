@@ -82,7 +82,7 @@ static json_t *metrics_of(const dg_job *j) {
 }
 
 /* The status body, common to the status, result (unfinished) and cancel routes. */
-static json_t *status_body(const dg_job *j) {
+json_t *dg__status_body(const dg_job *j) {
   json_t *o = json_pack("{s:s, s:s, s:o, s:o}", "request_id", j->id, "status", dg_job_state_name(j->state),
                         "created_at", json_time(j->created_at), "expires_at", json_time(j->expires_at));
   switch (j->state) {
@@ -179,7 +179,7 @@ static enum MHD_Result send_result(dg_server *s, struct MHD_Connection *c, const
 
 /* ---- status / result ---- */
 
-static int load_own(dg_server *s, struct MHD_Connection *c, const char *id, dg_job *j, enum MHD_Result *sent) {
+int dg__load_own(dg_server *s, struct MHD_Connection *c, const char *id, dg_job *j, enum MHD_Result *sent) {
   dg_key_info key;
   if (!dg__auth(s, c, &key, sent)) return 0;
   dg_status st = dg_store_get(s->store, id, j);
@@ -201,14 +201,14 @@ static int load_own(dg_server *s, struct MHD_Connection *c, const char *id, dg_j
 enum MHD_Result dg__api_status(dg_server *s, struct MHD_Connection *c, const char *id, int result) {
   dg_job j;
   enum MHD_Result sent = MHD_NO;
-  if (!load_own(s, c, id, &j, &sent)) return sent;
+  if (!dg__load_own(s, c, id, &j, &sent)) return sent;
   enum MHD_Result r;
   if (result && j.state == DG_JOB_STATE_COMPLETED)
     r = send_result(s, c, &j);
   else if (j.state == DG_JOB_STATE_FAILED)
-    r = dg__send_json(s, c, 422, status_body(&j), NULL);
+    r = dg__send_json(s, c, 422, dg__status_body(&j), NULL);
   else
-    r = dg__send_json(s, c, result && j.state != DG_JOB_STATE_COMPLETED ? 202 : 200, status_body(&j), NULL);
+    r = dg__send_json(s, c, result && j.state != DG_JOB_STATE_COMPLETED ? 202 : 200, dg__status_body(&j), NULL);
   dg_job_clear(&j);
   return r;
 }
@@ -216,7 +216,7 @@ enum MHD_Result dg__api_status(dg_server *s, struct MHD_Connection *c, const cha
 enum MHD_Result dg__api_cancel(dg_server *s, struct MHD_Connection *c, const char *id) {
   dg_job j;
   enum MHD_Result sent = MHD_NO;
-  if (!load_own(s, c, id, &j, &sent)) return sent;
+  if (!dg__load_own(s, c, id, &j, &sent)) return sent;
   dg_job_state after = j.state;
   const char *what = "too_late";
   if (j.state == DG_JOB_STATE_QUEUED || j.state == DG_JOB_STATE_PROCESSING) {
@@ -236,7 +236,7 @@ enum MHD_Result dg__api_cancel(dg_server *s, struct MHD_Connection *c, const cha
   dg_job_clear(&j);
   if (dg_store_get(s->store, id, &j) != DG_STATUS_OK)
     return dg__send_error(s, c, 404, "NOT_FOUND", 0, NULL, "unknown or expired request id '%s'", id);
-  json_t *o = status_body(&j);
+  json_t *o = dg__status_body(&j);
   json_object_set_new(o, "cancel", json_string(what));
   dg_job_clear(&j);
   return dg__send_json(s, c, 200, o, NULL);

@@ -223,6 +223,8 @@ static enum MHD_Result route(dg_server *s, struct MHD_Connection *c, const char 
     }
     if (strcmp(slash, "/status") == 0)
       return get ? dg__api_status(s, c, idb, 0) : dg__send_error(s, c, 405, "METHOD_NOT_ALLOWED", 0, allow_get, "use GET");
+    if (strcmp(slash, "/events") == 0)
+      return get ? dg__api_events(s, c, idb) : dg__send_error(s, c, 405, "METHOD_NOT_ALLOWED", 0, allow_get, "use GET");
     if (strcmp(slash, "/cancel") == 0)
       return post || del ? dg__api_cancel(s, c, idb) : dg__send_error(s, c, 405, "METHOD_NOT_ALLOWED", 0, allow_post, "use POST");
     return dg__send_error(s, c, 404, "NOT_FOUND", 0, NULL, "no such endpoint: %.200s", url);
@@ -352,6 +354,7 @@ static void *sweeper_main(void *arg) {
     if (s->stop) break;
     pthread_mutex_unlock(&s->mu);
     int deleted = 0, rq = 0, fl = 0;
+    dg_worker_pool_heartbeat(s->pool);
     dg_store_sweep(s->store, &deleted);
     /* Jobs of another process that died (no heartbeat for 10 minutes). */
     dg_store_recover(s->store, s->cfg.max_attempts, 600, &rq, &fl);

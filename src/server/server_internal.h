@@ -70,6 +70,12 @@ enum MHD_Result dg__api_submit(dg_server *s, struct MHD_Connection *c, const cha
 enum MHD_Result dg__api_status(dg_server *s, struct MHD_Connection *c, const char *id, int result);
 enum MHD_Result dg__api_cancel(dg_server *s, struct MHD_Connection *c, const char *id);
 enum MHD_Result dg__api_media(dg_server *s, struct MHD_Connection *c, const char *name);
+enum MHD_Result dg__api_events(dg_server *s, struct MHD_Connection *c, const char *id);
+/* The status body of a job (new reference). */
+json_t *dg__status_body(const dg_job *j);
+/* Authenticate and load a job owned by the caller's key; on failure the
+ * error response (401/404/500) is already queued in *sent. */
+int dg__load_own(dg_server *s, struct MHD_Connection *c, const char *id, dg_job *j, enum MHD_Result *sent);
 /* Authenticate: on failure the error response is already queued (*sent). */
 int dg__auth(dg_server *s, struct MHD_Connection *c, dg_key_info *key, enum MHD_Result *sent);
 

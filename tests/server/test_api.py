@@ -2,6 +2,7 @@
 cancel; idempotency; credits charged at submit and refunded on FAILED; the
 official SDK (segmind) pointed at our server."""
 import base64
+import json
 import os
 import sys
 import time
@@ -93,6 +94,19 @@ try:
     # Bearer auth
     r = requests.post(B + "/v1/test-echo", json={"image": img}, headers={"Authorization": "Bearer " + KEY})
     check(r.status_code == 200, "Authorization: Bearer accepted")
+
+    # --- server-sent events: one message per change, ending at COMPLETED ----
+    sub = requests.post(B + "/v2/test-echo", json={"image": img, "steps": 4, "sleep_ms": 80}, headers=H).json()
+    events = []
+    with requests.get(sub["status_url"].replace("/status", "/events"), headers=H, stream=True, timeout=60) as ev:
+        check(ev.headers.get("content-type") == "text/event-stream", "SSE content type")
+        for line in ev.iter_lines(decode_unicode=True):
+            if line.startswith("data: "):
+                events.append(json.loads(line[6:]))
+    states = [e["status"] for e in events]
+    check(states and states[-1] == "COMPLETED", "SSE stream ends with COMPLETED", str(states))
+    steps = [e.get("step") for e in events if e["status"] == "PROCESSING"]
+    check(len(steps) >= 2 and steps == sorted(steps), "SSE streams increasing steps", str(steps))
 
     # --- 202: result of an unfinished request -----------------------------
     sub = requests.post(B + "/v2/test-echo", json={"image": img, "steps": 20, "sleep_ms": 100}, headers=H).json()
