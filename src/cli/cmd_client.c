@@ -247,8 +247,8 @@ static int status_or_result(int argc, char **argv, int result) {
 int dg_cmd_status(int argc, char **argv) { return status_or_result(argc, argv, 0); }
 int dg_cmd_result(int argc, char **argv) { return status_or_result(argc, argv, 1); }
 
-/* Wait for id; print the final body (wait) or save the outputs. */
-static int wait_and_finish(dg_client *c, const char *id, const opts *o, int print_body) {
+/* Wait for id; print the final body, save the outputs if asked. */
+static int wait_and_finish(dg_client *c, const char *id, const opts *o) {
   char err[1024];
   dg_client_response r;
   dg_status st = dg_client_wait(c, id, o->timeout, o->interval, &r, err, sizeof err);
@@ -257,11 +257,11 @@ static int wait_and_finish(dg_client *c, const char *id, const opts *o, int prin
     fprintf(stderr, "daguerre: %s\n", err);
     rc = transport_exit(st);
   } else {
-    if (print_body) print_json(r.json);
+    print_json(r.json);
     const char *s = dg_client_body_status(r.json);
     if (s && strcmp(s, "FAILED") == 0)
       rc = failed_exit(&r);
-    else if (o->have_out || !print_body)
+    else if (o->have_out)
       rc = save_outputs(c, &r, o->out, id);
     else
       rc = EXIT_OK;
@@ -276,7 +276,7 @@ int dg_cmd_wait(int argc, char **argv) {
   if (rc >= 0) return rc;
   dg_client *c = client_of(&o);
   if (!c) return EXIT_LOCAL;
-  rc = wait_and_finish(c, o.pos[0], &o, 1);
+  rc = wait_and_finish(c, o.pos[0], &o);
   dg_client_free(c);
   return rc;
 }
@@ -290,30 +290,21 @@ int dg_cmd_call(int argc, char **argv) {
     rc = EXIT_LOCAL;
     goto out;
   }
-  char err[1024];
+  char err[1024], *id = NULL;
   dg_client_response r;
-  if (o.sync) {
-    dg_status st = dg_client_run_sync(c, o.pos[0], o.params, o.timeout, &r, err, sizeof err);
-    if (st != DG_STATUS_OK) {
-      fprintf(stderr, "daguerre call: %s\n", err);
-      rc = transport_exit(st);
-    } else {
-      rc = save_outputs(c, &r, o.out, r.request_id[0] ? r.request_id : "output");
-    }
-    dg_client_response_clear(&r);
+  dg_status st = dg_client_call(c, o.pos[0], o.params, o.sync, o.timeout, o.interval, &id, &r, err,
+                                sizeof err);
+  if (id) fprintf(stderr, "request_id %s\n", id);
+  if (st != DG_STATUS_OK) {
+    fprintf(stderr, "daguerre call: %s\n", err);
+    rc = transport_exit(st);
+  } else if (dg_client_body_status(r.json) && strcmp(dg_client_body_status(r.json), "FAILED") == 0) {
+    rc = failed_exit(&r);
   } else {
-    char *id = NULL;
-    dg_status st = dg_client_submit(c, o.pos[0], o.params, &id, &r, err, sizeof err);
-    dg_client_response_clear(&r);
-    if (st != DG_STATUS_OK) {
-      fprintf(stderr, "daguerre call: %s\n", err);
-      rc = transport_exit(st);
-    } else {
-      fprintf(stderr, "request_id %s\n", id);
-      rc = wait_and_finish(c, id, &o, 0);
-    }
-    free(id);
+    rc = save_outputs(c, &r, o.out, id ? id : "output");
   }
+  free(id);
+  dg_client_response_clear(&r);
   dg_client_free(c);
 out:
   json_decref(o.params);

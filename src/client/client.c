@@ -280,28 +280,99 @@ static void sleep_s(double s) {
   }
 }
 
-dg_status dg_client_wait(dg_client *c, const char *id, double timeout_s, double interval_s,
-                         dg_client_response *resp, char *err, size_t errlen) {
-  double deadline = now_s() + (timeout_s > 0 ? timeout_s : 600);
+/* GET an absolute URL with the status/result conventions of check(). */
+static dg_status get_url(dg_client *c, const char *url, dg_client_response *resp, char *err,
+                         size_t errlen) {
+  dg_status st = http(c, "GET", url, NULL, c->http_timeout_s, resp, err, errlen);
+  if (st != DG_STATUS_OK) return st;
+  return check(resp, err, errlen);
+}
+
+/* A poll that may be retried: no HTTP answer, or 502/503/504. */
+static int transient(const dg_client_response *r, dg_status st) {
+  return st == DG_STATUS_ERR_NETWORK &&
+         (r->http_status == 0 || r->http_status == 502 || r->http_status == 503 || r->http_status == 504);
+}
+
+enum { MAX_TRANSIENT = 5 };
+
+/* Poll status_url until COMPLETED/FAILED, then GET response_url. */
+static dg_status wait_urls(dg_client *c, const char *id, const char *status_url,
+                           const char *response_url, double timeout_s, double interval_s,
+                           dg_client_response *resp, char *err, size_t errlen) {
+  if (timeout_s <= 0) timeout_s = 600;
+  double deadline = now_s() + timeout_s;
   if (interval_s <= 0) interval_s = 1;
+  int failures = 0;
   for (;;) {
-    dg_status st = dg_client_status(c, id, resp, err, errlen);
-    if (st != DG_STATUS_OK) return st;
-    const char *s = dg_client_body_status(resp->json);
+    dg_status st = get_url(c, status_url, resp, err, errlen);
+    const char *s = st == DG_STATUS_OK ? dg_client_body_status(resp->json) : NULL;
+    if (st != DG_STATUS_OK && !(transient(resp, st) && ++failures < MAX_TRANSIENT)) return st;
+    if (st == DG_STATUS_OK) failures = 0;
     if (s && strcmp(s, "FAILED") == 0) return DG_STATUS_OK; /* the failure body */
     if (s && strcmp(s, "COMPLETED") == 0) {
-      dg_client_response_clear(resp);
-      return dg_client_result(c, id, resp, err, errlen);
+      for (;;) {
+        dg_client_response_clear(resp);
+        st = get_url(c, response_url, resp, err, errlen);
+        if (!(transient(resp, st) && ++failures < MAX_TRANSIENT && now_s() < deadline)) return st;
+        sleep_s(interval_s);
+      }
     }
     double left = deadline - now_s();
     if (left <= 0) {
-      seterr(err, errlen, "request %s did not finish within %g s (last status %s)", id,
-             timeout_s, s ? s : "?");
+      seterr(err, errlen, "request %s did not finish within %g s (last status %s)", id, timeout_s,
+             s ? s : "unknown");
       return DG_STATUS_ERR_TIMEOUT;
     }
     dg_client_response_clear(resp);
     sleep_s(interval_s < left ? interval_s : left);
   }
+}
+
+dg_status dg_client_wait(dg_client *c, const char *id, double timeout_s, double interval_s,
+                         dg_client_response *resp, char *err, size_t errlen) {
+  memset(resp, 0, sizeof *resp);
+  if (!path_safe(id)) {
+    seterr(err, errlen, "invalid request id '%s'", id ? id : "");
+    return DG_STATUS_ERR_INVALID;
+  }
+  char *su = url_for(c, "/v2/requests/%s/status", id), *ru = url_for(c, "/v2/requests/%s", id);
+  dg_status st = su && ru ? wait_urls(c, id, su, ru, timeout_s, interval_s, resp, err, errlen)
+                          : DG_STATUS_ERR_NOMEM;
+  free(su);
+  free(ru);
+  return st;
+}
+
+dg_status dg_client_call(dg_client *c, const char *slug, const json_t *params, int sync,
+                         double timeout_s, double interval_s, char **request_id,
+                         dg_client_response *resp, char *err, size_t errlen) {
+  if (request_id) *request_id = NULL;
+  if (sync) {
+    dg_status st = dg_client_run_sync(c, slug, params, timeout_s, resp, err, errlen);
+    if (st == DG_STATUS_OK && request_id && resp->request_id[0] &&
+        !(*request_id = strdup(resp->request_id)))
+      return DG_STATUS_ERR_NOMEM;
+    return st;
+  }
+  char *id = NULL;
+  dg_status st = dg_client_submit(c, slug, params, &id, resp, err, errlen);
+  if (st != DG_STATUS_OK) return st;
+  /* Use the URLs the server gave (API.md: clients derive nothing). */
+  const char *su = json_string_value(json_object_get(resp->json, "status_url"));
+  const char *ru = json_string_value(json_object_get(resp->json, "response_url"));
+  char *su_c = su ? strdup(su) : url_for(c, "/v2/requests/%s/status", id);
+  char *ru_c = ru ? strdup(ru) : url_for(c, "/v2/requests/%s", id);
+  dg_client_response_clear(resp);
+  st = su_c && ru_c ? wait_urls(c, id, su_c, ru_c, timeout_s, interval_s, resp, err, errlen)
+                    : DG_STATUS_ERR_NOMEM;
+  free(su_c);
+  free(ru_c);
+  if (request_id)
+    *request_id = id;
+  else
+    free(id);
+  return st;
 }
 
 dg_status dg_client_run_sync(dg_client *c, const char *slug, const json_t *params, double timeout_s,

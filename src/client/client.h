@@ -50,8 +50,15 @@ dg_status dg_client_result(dg_client *c, const char *id, dg_client_response *res
                            size_t errlen);
 /* Poll status every interval_s until COMPLETED or FAILED, then fetch the
  * result into resp (for FAILED, the failure body).  ERR_TIMEOUT after
- * timeout_s (resp then holds the last status).  */
+ * timeout_s (resp then holds the last status).  Up to 5 consecutive
+ * transient failures (no answer, 502/503/504) are retried. */
 dg_status dg_client_wait(dg_client *c, const char *id, double timeout_s, double interval_s,
+                         dg_client_response *resp, char *err, size_t errlen);
+/* submit + wait (sync = 0: polls the status_url the server returned) or a
+ * sync POST /v1/{slug} (sync = 1); resp ends as for dg_client_wait or
+ * dg_client_run_sync.  *request_id (optional, malloc'd) when known. */
+dg_status dg_client_call(dg_client *c, const char *slug, const json_t *params, int sync,
+                         double timeout_s, double interval_s, char **request_id,
                          dg_client_response *resp, char *err, size_t errlen);
 /* POST /v1/{slug} (blocking on the server), the raw body in resp. */
 dg_status dg_client_run_sync(dg_client *c, const char *slug, const json_t *params,
