@@ -30,6 +30,8 @@ static void usage(FILE *f) {
           "  --price SLUG=CREDITS   price per request of a model (repeatable; default 1)\n"
           "  --allow-private-urls   let image URLs reach loopback/private addresses\n"
           "  --test-pipelines       also serve the test-only 'test-echo' model\n"
+          "  --webhook-secret S     HMAC key of webhook signatures (default: DATA_DIR/webhook_secret)\n"
+          "  --webhook-attempts N   webhook deliveries tried before giving up (default 6)\n"
           "  --config FILE          read 'name = value' lines (names of these options without --)\n");
 }
 
@@ -86,6 +88,11 @@ static int apply(dg_server_config *c, const char *name, const char *value) {
   else if (strcmp(name, "store") == 0) c->store_url = value;
   else if (strcmp(name, "models-dir") == 0) c->models_dir = value;
   else if (strcmp(name, "public-url") == 0) c->public_url = value;
+  else if (strcmp(name, "webhook-secret") == 0) c->webhook_secret = value;
+  else if (strcmp(name, "webhook-attempts") == 0) {
+    if (!parse_num(name, value, 1, 30, &d)) return 0;
+    c->webhook_attempts = (int)d;
+  }
   else if (strcmp(name, "port") == 0) {
     if (!parse_num(name, value, 0, 65535, &d)) return 0;
     c->port = (int)d;

@@ -138,6 +138,8 @@ void dg_job_clear(dg_job *j) {
   free(j->params_json);
   free(j->error);
   free(j->outputs_json);
+  free(j->webhook_url);
+  free(j->webhook_base);
   memset(j, 0, sizeof *j);
 }
 
@@ -166,6 +168,12 @@ dg_status dg_store_cancel(dg_store *s, const char *id, dg_job_state *state_out) 
 }
 dg_status dg_store_recover(dg_store *s, int max_attempts, double stale_s, int *requeued, int *failed) {
   return s->be->recover(s->impl, max_attempts, stale_s, requeued, failed);
+}
+dg_status dg_store_webhooks_due(dg_store *s, int max_jobs, dg_job **out, int *n) {
+  return s->be->webhooks_due(s->impl, max_jobs, out, n);
+}
+dg_status dg_store_webhook_done(dg_store *s, const char *id, int delivered, double next_at) {
+  return s->be->webhook_done(s->impl, id, delivered, next_at);
 }
 dg_status dg_store_heartbeat(dg_store *s, const char *worker_prefix) {
   return s->be->heartbeat(s->impl, worker_prefix);

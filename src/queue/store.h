@@ -71,6 +71,8 @@ typedef struct dg_job_submit {
   const char *idem_key; /* NULL = none */
   const dg_job_input *inputs;
   int n_inputs;
+  const char *webhook_url;  /* NULL = none: POSTed the final body when the job ends */
+  const char *webhook_base; /* base URL for the media links in that body */
 } dg_job_submit;
 
 /* Charges the key and queues the job in one transaction.  ERR_LIMIT: not
@@ -96,6 +98,9 @@ typedef struct dg_job {
   double inference_time;
   int64_t queue_position; /* jobs ahead while QUEUED */
   double remaining_credits;
+  char *webhook_url;  /* owned, NULL if none */
+  char *webhook_base; /* owned */
+  int webhook_attempts;
 } dg_job;
 void dg_job_clear(dg_job *j);
 
@@ -123,6 +128,13 @@ dg_status dg_store_cancel(dg_store *s, const char *id, dg_job_state *state_out);
  * attempts < max_attempts, else FAILED with a clear error (refunded).
  * stale_s > 0: only jobs whose heartbeat is older than that (multi-process). */
 dg_status dg_store_recover(dg_store *s, int max_attempts, double stale_s, int *requeued, int *failed);
+/* Webhooks of finished jobs due for a delivery attempt (at most max_jobs;
+ * *out is a malloc'd array of *n jobs, each cleared by dg_job_clear, then
+ * the array freed). */
+dg_status dg_store_webhooks_due(dg_store *s, int max_jobs, dg_job **out, int *n);
+/* Record an attempt: delivered, or retry at next_at (<= 0: give up). */
+dg_status dg_store_webhook_done(dg_store *s, const char *id, int delivered, double next_at);
+
 /* Refresh the heartbeat of every PROCESSING job whose worker name starts
  * with worker_prefix (a process's workers, while a step runs for long). */
 dg_status dg_store_heartbeat(dg_store *s, const char *worker_prefix);

@@ -28,10 +28,12 @@ static const char *const schema_sql =
     " idem_key TEXT, created_at REAL NOT NULL, started_at REAL, finished_at REAL, expires_at REAL,"
     " heartbeat_at REAL, worker TEXT, attempts INTEGER NOT NULL DEFAULT 0, step INTEGER NOT NULL DEFAULT 0,"
     " total_steps INTEGER NOT NULL DEFAULT 0, cancel_requested INTEGER NOT NULL DEFAULT 0, error TEXT,"
-    " outputs TEXT, inference_time REAL);"
+    " outputs TEXT, inference_time REAL, webhook_url TEXT, webhook_base TEXT,"
+    " webhook_state INTEGER NOT NULL DEFAULT 0, webhook_attempts INTEGER NOT NULL DEFAULT 0, webhook_next_at REAL);"
     "CREATE UNIQUE INDEX IF NOT EXISTS jobs_idem ON jobs(key_id, idem_key) WHERE idem_key IS NOT NULL;"
     "CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, seq);"
     "CREATE INDEX IF NOT EXISTS jobs_expires ON jobs(expires_at);"
+    "CREATE INDEX IF NOT EXISTS jobs_webhook ON jobs(webhook_state, webhook_next_at) WHERE webhook_url IS NOT NULL;"
     "CREATE TABLE IF NOT EXISTS blobs("
     " id TEXT PRIMARY KEY, job_id TEXT NOT NULL, kind TEXT NOT NULL, name TEXT, mime TEXT, data BLOB NOT NULL);"
     "CREATE INDEX IF NOT EXISTS blobs_job ON blobs(job_id);";
@@ -290,8 +292,8 @@ static dg_status sq_submit(void *impl, const dg_job_submit *j, const char *new_i
     rc = DG_STATUS_ERR_LIMIT;
     goto out;
   }
-  st = prep(q, "INSERT INTO jobs(id, slug, state, params, seed, key_id, cost, idem_key, created_at) "
-               "VALUES(?,?,'QUEUED',?,?,?,?,?,?)");
+  st = prep(q, "INSERT INTO jobs(id, slug, state, params, seed, key_id, cost, idem_key, created_at, webhook_url, "
+               "webhook_base) VALUES(?,?,'QUEUED',?,?,?,?,?,?,?,?)");
   if (!st) goto fail;
   sqlite3_bind_text(st, 1, new_id, -1, SQLITE_STATIC);
   sqlite3_bind_text(st, 2, j->slug, -1, SQLITE_STATIC);
@@ -304,6 +306,13 @@ static dg_status sq_submit(void *impl, const dg_job_submit *j, const char *new_i
   else
     sqlite3_bind_null(st, 7);
   sqlite3_bind_double(st, 8, dg_now());
+  if (j->webhook_url) {
+    sqlite3_bind_text(st, 9, j->webhook_url, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 10, j->webhook_base ? j->webhook_base : "", -1, SQLITE_STATIC);
+  } else {
+    sqlite3_bind_null(st, 9);
+    sqlite3_bind_null(st, 10);
+  }
   if (sqlite3_step(st) != SQLITE_DONE) goto fail;
   sqlite3_finalize(st);
   st = NULL;
@@ -348,7 +357,8 @@ static char *dup_col(sqlite3_stmt *st, int i) {
 
 #define JOB_COLS                                                                                             \
   "id, slug, state, params, seed, key_id, cost, created_at, started_at, finished_at, expires_at, step, "      \
-  "total_steps, attempts, cancel_requested, error, outputs, inference_time, seq"
+  "total_steps, attempts, cancel_requested, error, outputs, inference_time, seq, webhook_url, webhook_base, "      \
+  "webhook_attempts"
 
 static void read_job(sqlite3_stmt *st, dg_job *j) {
   memset(j, 0, sizeof *j);
@@ -370,6 +380,9 @@ static void read_job(sqlite3_stmt *st, dg_job *j) {
   j->error = dup_col(st, 15);
   j->outputs_json = dup_col(st, 16);
   j->inference_time = sqlite3_column_double(st, 17);
+  j->webhook_url = dup_col(st, 19);
+  j->webhook_base = dup_col(st, 20);
+  j->webhook_attempts = sqlite3_column_int(st, 21);
 }
 
 static dg_status sq_get(void *impl, const char *id, dg_job *out) {
@@ -707,6 +720,61 @@ out:
   return rc;
 }
 
+static dg_status sq_webhooks_due(void *impl, int max_jobs, dg_job **out, int *n) {
+  sq *q = impl;
+  dg_status rc = DG_STATUS_OK;
+  *out = NULL;
+  *n = 0;
+  if (max_jobs <= 0) return DG_STATUS_OK;
+  dg_job *arr = calloc((size_t)max_jobs, sizeof *arr);
+  if (!arr) return DG_STATUS_ERR_NOMEM;
+  double now = dg_now();
+  pthread_mutex_lock(&q->mu);
+  sqlite3_stmt *st = prep(q, "SELECT " JOB_COLS " FROM jobs WHERE webhook_url IS NOT NULL AND webhook_state=0 AND "
+                             "state IN ('COMPLETED','FAILED') AND (webhook_next_at IS NULL OR webhook_next_at<=?) "
+                             "AND expires_at>? ORDER BY finished_at LIMIT ?");
+  if (!st) {
+    rc = DG_STATUS_ERR_DB;
+  } else {
+    sqlite3_bind_double(st, 1, now);
+    sqlite3_bind_double(st, 2, now);
+    sqlite3_bind_int(st, 3, max_jobs);
+    while (*n < max_jobs && sqlite3_step(st) == SQLITE_ROW) {
+      read_job(st, &arr[*n]);
+      arr[*n].remaining_credits = 0;
+      (*n)++;
+    }
+    sqlite3_finalize(st);
+    for (int i = 0; i < *n; i++) arr[i].remaining_credits = key_credits(q, arr[i].key_id);
+  }
+  pthread_mutex_unlock(&q->mu);
+  if (*n == 0) {
+    free(arr);
+    arr = NULL;
+  }
+  *out = arr;
+  return rc;
+}
+
+static dg_status sq_webhook_done(void *impl, const char *id, int delivered, double next_at) {
+  sq *q = impl;
+  dg_status rc = DG_STATUS_OK;
+  pthread_mutex_lock(&q->mu);
+  sqlite3_stmt *st = prep(q, "UPDATE jobs SET webhook_attempts=webhook_attempts+1, webhook_state=?, "
+                             "webhook_next_at=? WHERE id=?");
+  if (!st) {
+    rc = DG_STATUS_ERR_DB;
+  } else {
+    sqlite3_bind_int(st, 1, delivered ? 1 : next_at > 0 ? 0 : 2);
+    sqlite3_bind_double(st, 2, next_at);
+    sqlite3_bind_text(st, 3, id, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) != SQLITE_DONE) rc = db_err(q, "webhook");
+    sqlite3_finalize(st);
+  }
+  pthread_mutex_unlock(&q->mu);
+  return rc;
+}
+
 static dg_status sq_heartbeat(void *impl, const char *worker_prefix) {
   sq *q = impl;
   dg_status rc = DG_STATUS_OK;
@@ -794,6 +862,6 @@ static dg_status sq_stats(void *impl, dg_store_stats *s) {
 const dg__store_backend dg__store_sqlite = {
     "sqlite:",     sq_open,      sq_close,     sq_set_retention, sq_key_create, sq_key_lookup, sq_key_list,
     sq_key_revoke, sq_key_credit, sq_submit,   sq_get,           sq_claim,      sq_input_get,  sq_progress,
-    sq_media_put,  sq_media_get, sq_complete,  sq_fail,          sq_cancel,     sq_recover,    sq_heartbeat, sq_sweep,
+    sq_media_put,  sq_media_get, sq_complete,  sq_fail,          sq_cancel,     sq_recover,    sq_webhooks_due, sq_webhook_done, sq_heartbeat, sq_sweep,
     sq_stats,
 };

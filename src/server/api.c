@@ -138,9 +138,7 @@ static char *media_b64(dg_server *s, json_t *item) {
   return b;
 }
 
-static enum MHD_Result send_result(dg_server *s, struct MHD_Connection *c, const dg_job *j) {
-  char base[600];
-  dg__base_url(s, c, base, sizeof base);
+json_t *dg__result_body(dg_server *s, const dg_job *j, const char *base) {
   json_t *params = json_loads(j->params_json ? j->params_json : "{}", 0, NULL);
   dg_output_opts oo;
   dg_schema_output_opts(params, &oo);
@@ -159,7 +157,7 @@ static enum MHD_Result send_result(dg_server *s, struct MHD_Connection *c, const
         json_decref(outs);
         json_decref(urls_arr);
         json_decref(b64);
-        return dg__send_error(s, c, 404, "NOT_FOUND", 0, NULL, "the result has expired");
+        return NULL; /* expired meanwhile */
       }
       json_array_append_new(b64, json_string(e));
       free(e);
@@ -174,6 +172,14 @@ static enum MHD_Result send_result(dg_server *s, struct MHD_Connection *c, const
   if (b64) json_object_set(o, "media_urls", urls_arr);
   json_decref(urls_arr);
   json_decref(b64);
+  return o;
+}
+
+static enum MHD_Result send_result(dg_server *s, struct MHD_Connection *c, const dg_job *j) {
+  char base[600];
+  dg__base_url(s, c, base, sizeof base);
+  json_t *o = dg__result_body(s, j, base);
+  if (!o) return dg__send_error(s, c, 404, "NOT_FOUND", 0, NULL, "the result has expired");
   return dg__send_json(s, c, 200, o, NULL);
 }
 
@@ -440,6 +446,14 @@ enum MHD_Result dg__api_submit(dg_server *s, struct MHD_Connection *c, const cha
       json_object_set_new(params, ps->name, json_string(desc));
     }
   }
+  const char *hook = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "x-webhook-url");
+  if (hook && !dg__webhook_url_ok(hook)) {
+    r = dg__send_error(s, c, 400, "INVALID_HEADER", 0, NULL,
+                       "x-webhook-url must be an http:// or https:// URL of at most 2000 characters");
+    goto out;
+  }
+  char hook_base[600];
+  dg__base_url(s, c, hook_base, sizeof hook_base);
   char *pj = json_dumps(params, JSON_COMPACT);
   const char *idem = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Idempotency-Key");
   if (idem && (strlen(idem) == 0 || strlen(idem) > 200)) {
@@ -447,7 +461,7 @@ enum MHD_Result dg__api_submit(dg_server *s, struct MHD_Connection *c, const cha
     r = dg__send_error(s, c, 400, "INVALID_HEADER", 0, NULL, "Idempotency-Key must be 1 to 200 characters");
     goto out;
   }
-  dg_job_submit js = {p->slug, pj ? pj : "{}", seed, key.id, cost, idem, inputs, nin};
+  dg_job_submit js = {p->slug, pj ? pj : "{}", seed, key.id, cost, idem, inputs, nin, hook, hook_base};
   char id[DG_ID_LEN];
   int existing = 0;
   double remaining = 0;

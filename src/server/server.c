@@ -32,6 +32,7 @@ dg_server_config dg_server_config_default(void) {
   c.max_connections = 512;
   c.conn_memory = 64u << 10;
   c.max_attempts = 2;
+  c.webhook_attempts = 6;
   return c;
 }
 
@@ -155,6 +156,9 @@ static enum MHD_Result send_metrics(dg_server *s, struct MHD_Connection *c) {
   P("# HELP daguerre_jobs_expired_total Finished jobs deleted after the retention period.\n");
   P("# TYPE daguerre_jobs_expired_total counter\ndaguerre_jobs_expired_total %llu\n",
     (unsigned long long)s->jobs_expired);
+  P("# HELP daguerre_webhooks_total Webhook deliveries.\n# TYPE daguerre_webhooks_total counter\n");
+  P("daguerre_webhooks_total{result=\"delivered\"} %llu\n", (unsigned long long)s->webhooks_delivered);
+  P("daguerre_webhooks_total{result=\"failed_attempt\"} %llu\n", (unsigned long long)s->webhooks_failed);
   P("# HELP daguerre_job_latency_seconds Submit to finish time of jobs.\n");
   P("# TYPE daguerre_job_latency_seconds histogram\n");
   uint64_t cum = 0;
@@ -430,6 +434,11 @@ dg_status dg_server_start(const dg_server_config *cfg, dg_server **out, char *er
     return st;
   }
   if (pthread_create(&s->sweeper, NULL, sweeper_main, s) == 0) s->sweeper_started = 1;
+  st = dg__webhook_start(s, err, errlen);
+  if (st != DG_STATUS_OK) {
+    dg_server_stop(s);
+    return st;
+  }
 
   struct sockaddr_in a4;
   struct sockaddr_in6 a6;
@@ -476,6 +485,7 @@ void dg_server_stop(dg_server *s) {
   pthread_mutex_unlock(&s->mu);
   if (s->mhd) MHD_stop_daemon(s->mhd);
   if (s->sweeper_started) pthread_join(s->sweeper, NULL);
+  dg__webhook_stop(s);
   dg_worker_pool_free(s->pool);
   dg_store_close(s->store);
   pthread_cond_destroy(&s->cv);

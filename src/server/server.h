@@ -29,6 +29,8 @@ typedef struct dg_server_config {
   int max_attempts;          /* runs of a job interrupted by crashes before FAILED (default 2) */
   int allow_private_urls;    /* let image URLs reach loopback/private addresses */
   int test_pipelines;        /* register "test-echo" */
+  const char *webhook_secret; /* HMAC key for webhook signatures; default: DATA_DIR/webhook_secret (made once) */
+  int webhook_attempts;       /* deliveries tried before giving up (default 6; backoff 1, 2, 4, ... s) */
   int n_prices;              /* operator price table */
   const char *price_slug[DG_SERVER_MAX_PRICES];
   double price[DG_SERVER_MAX_PRICES];

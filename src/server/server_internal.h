@@ -30,6 +30,10 @@ struct dg_server {
   int port;
   pthread_t sweeper;
   int sweeper_started;
+  pthread_t webhook;
+  int webhook_started;
+  char webhook_secret[129];
+  uint64_t webhooks_delivered, webhooks_failed;
   pthread_mutex_t mu; /* guards everything below */
   pthread_cond_t cv;  /* broadcast when a job finishes, or on stop */
   int stop;
@@ -73,6 +77,13 @@ enum MHD_Result dg__api_media(dg_server *s, struct MHD_Connection *c, const char
 enum MHD_Result dg__api_events(dg_server *s, struct MHD_Connection *c, const char *id);
 /* The status body of a job (new reference). */
 json_t *dg__status_body(const dg_job *j);
+/* The final body of a COMPLETED job with media links under `base` (new
+ * reference; NULL if its media expired meanwhile). */
+json_t *dg__result_body(dg_server *s, const dg_job *j, const char *base);
+/* Webhooks (webhook.c): URL syntax check, and the delivery thread. */
+int dg__webhook_url_ok(const char *url);
+dg_status dg__webhook_start(dg_server *s, char *err, size_t errlen);
+void dg__webhook_stop(dg_server *s);
 /* Authenticate and load a job owned by the caller's key; on failure the
  * error response (401/404/500) is already queued in *sent. */
 int dg__load_own(dg_server *s, struct MHD_Connection *c, const char *id, dg_job *j, enum MHD_Result *sent);
