@@ -23,6 +23,7 @@ static void usage(FILE *f) {
           "  --retention SECONDS    how long results and media are kept (default 3600)\n"
           "  --sync-timeout SECONDS POST /v1 waits at most this long, then 504 (default 300)\n"
           "  --max-body BYTES       request body limit, else 413 (default 33554432)\n"
+          "  --max-body-total BYTES request bodies buffered at once, else 503 (default 536870912)\n"
           "  --client-timeout SECONDS  idle connection timeout (default 30)\n"
           "  --max-connections N    concurrent connections (default 512)\n"
           "  --max-attempts N       runs of a job interrupted by a crash before it FAILS (default 2)\n"
@@ -109,6 +110,9 @@ static int apply(dg_server_config *c, const char *name, const char *value) {
   } else if (strcmp(name, "max-body") == 0) {
     if (!parse_num(name, value, 1024, 1e10, &d)) return 0;
     c->max_body = (size_t)d;
+  } else if (strcmp(name, "max-body-total") == 0) {
+    if (!parse_num(name, value, 1024, 1e12, &d)) return 0;
+    c->max_body_total = (size_t)d;
   } else if (strcmp(name, "client-timeout") == 0) {
     if (!parse_num(name, value, 1, 86400, &d)) return 0;
     c->client_timeout_s = (int)d;

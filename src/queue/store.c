@@ -169,6 +169,7 @@ dg_status dg_store_cancel(dg_store *s, const char *id, dg_job_state *state_out) 
 dg_status dg_store_recover(dg_store *s, int max_attempts, double stale_s, int *requeued, int *failed) {
   return s->be->recover(s->impl, max_attempts, stale_s, requeued, failed);
 }
+dg_status dg_store_release(dg_store *s, const char *id) { return s->be->release(s->impl, id); }
 dg_status dg_store_webhooks_due(dg_store *s, int max_jobs, dg_job **out, int *n) {
   return s->be->webhooks_due(s->impl, max_jobs, out, n);
 }

@@ -128,6 +128,8 @@ dg_status dg_store_cancel(dg_store *s, const char *id, dg_job_state *state_out);
  * attempts < max_attempts, else FAILED with a clear error (refunded).
  * stale_s > 0: only jobs whose heartbeat is older than that (multi-process). */
 dg_status dg_store_recover(dg_store *s, int max_attempts, double stale_s, int *requeued, int *failed);
+/* PROCESSING -> QUEUED without counting the attempt (graceful shutdown). */
+dg_status dg_store_release(dg_store *s, const char *id);
 /* Webhooks of finished jobs due for a delivery attempt (at most max_jobs;
  * *out is a malloc'd array of *n jobs, each cleared by dg_job_clear, then
  * the array freed). */

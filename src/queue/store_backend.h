@@ -30,6 +30,7 @@ typedef struct dg__store_backend {
   dg_status (*fail)(void *impl, const char *id, const char *error);
   dg_status (*cancel)(void *impl, const char *id, dg_job_state *state_out);
   dg_status (*recover)(void *impl, int max_attempts, double stale_s, int *requeued, int *failed);
+  dg_status (*release)(void *impl, const char *id);
   dg_status (*webhooks_due)(void *impl, int max_jobs, dg_job **out, int *n);
   dg_status (*webhook_done)(void *impl, const char *id, int delivered, double next_at);
   dg_status (*heartbeat)(void *impl, const char *worker_prefix);

@@ -720,6 +720,23 @@ out:
   return rc;
 }
 
+static dg_status sq_release(void *impl, const char *id) {
+  sq *q = impl;
+  dg_status rc = DG_STATUS_OK;
+  pthread_mutex_lock(&q->mu);
+  sqlite3_stmt *st = prep(q, "UPDATE jobs SET state='QUEUED', worker=NULL, step=0, total_steps=0, "
+                             "attempts=MAX(attempts-1, 0) WHERE id=? AND state='PROCESSING'");
+  if (!st) {
+    rc = DG_STATUS_ERR_DB;
+  } else {
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) != SQLITE_DONE) rc = db_err(q, "release");
+    sqlite3_finalize(st);
+  }
+  pthread_mutex_unlock(&q->mu);
+  return rc;
+}
+
 static dg_status sq_webhooks_due(void *impl, int max_jobs, dg_job **out, int *n) {
   sq *q = impl;
   dg_status rc = DG_STATUS_OK;
@@ -862,6 +879,6 @@ static dg_status sq_stats(void *impl, dg_store_stats *s) {
 const dg__store_backend dg__store_sqlite = {
     "sqlite:",     sq_open,      sq_close,     sq_set_retention, sq_key_create, sq_key_lookup, sq_key_list,
     sq_key_revoke, sq_key_credit, sq_submit,   sq_get,           sq_claim,      sq_input_get,  sq_progress,
-    sq_media_put,  sq_media_get, sq_complete,  sq_fail,          sq_cancel,     sq_recover,    sq_webhooks_due, sq_webhook_done, sq_heartbeat, sq_sweep,
+    sq_media_put,  sq_media_get, sq_complete,  sq_fail,          sq_cancel,     sq_recover,    sq_release, sq_webhooks_due, sq_webhook_done, sq_heartbeat, sq_sweep,
     sq_stats,
 };

@@ -137,8 +137,9 @@ static void run_job(dg_worker_pool *w, dg_job *job) {
   double t = mono() - t0;
   if (st != DG_STATUS_OK) {
     if (st == DG_STATUS_ERR_CANCELLED && !ctx.cancel && stopping(w)) {
-      /* Shutdown: leave it PROCESSING; the next start re-queues it. */
-      DG_INFO("job %s interrupted by shutdown", job->id);
+      /* Shutdown: back to the queue, the attempt not counted. */
+      DG_INFO("job %s interrupted by shutdown: re-queued", job->id);
+      dg_store_release(w->p.store, job->id);
       msg[0] = '\0';
       ok = 2;
       goto done;
@@ -196,7 +197,7 @@ done:
   } else if (ok == 0) {
     fail_job(w, job, msg);
   } else if (w->p.on_finish) {
-    w->p.on_finish(w->p.ud, job, 0);
+    w->p.on_finish(w->p.ud, job, -1); /* no final state from this worker: just wake waiters */
   }
 }
 

@@ -16,7 +16,8 @@ typedef struct dg_worker_params {
   int n_threads;              /* compute threads per job (0 = all) */
   dg_image_limits limits;     /* for decoding the stored inputs */
   double poll_s;              /* idle re-check of the store (other processes' jobs) */
-  /* Called (from a worker thread) after each job reaches a final state. */
+  /* Called (from a worker thread) after each job: ok = 1 COMPLETED, 0 FAILED,
+   * -1 no final state set by the worker (re-queued at shutdown, cancelled). */
   void (*on_finish)(void *ud, const dg_job *job, int ok);
   void *ud;
 } dg_worker_params;
@@ -30,8 +31,8 @@ void dg_worker_pool_notify(dg_worker_pool *w);
 int dg_worker_pool_busy(dg_worker_pool *w);
 /* Refresh the heartbeat of this pool's running jobs (call periodically). */
 void dg_worker_pool_heartbeat(dg_worker_pool *w);
-/* Stops the workers: a running job is asked to stop and left PROCESSING for
- * the next start's recovery. */
+/* Stops the workers: a running job is asked to stop and put back in the
+ * queue (its attempt not counted). */
 void dg_worker_pool_free(dg_worker_pool *w);
 
 #endif

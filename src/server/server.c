@@ -28,6 +28,7 @@ dg_server_config dg_server_config_default(void) {
   c.retention_s = 3600;
   c.sync_timeout_s = 300;
   c.max_body = 32u << 20;
+  c.max_body_total = (size_t)512 << 20;
   c.client_timeout_s = 30;
   c.max_connections = 512;
   c.conn_memory = 64u << 10;
@@ -249,12 +250,23 @@ static enum MHD_Result route(dg_server *s, struct MHD_Connection *c, const char 
     memcpy(slug, sl, sn);
     slug[sn] = '\0';
     if (!post) return dg__send_error(s, c, 405, "METHOD_NOT_ALLOWED", 0, allow_post, "use POST with a JSON body");
+    if (r->busy)
+      return dg__send_error(s, c, 503, "BUSY", 1, NULL, "too many large requests in flight; retry shortly");
     if (r->too_large)
       return dg__send_error(s, c, 413, "PAYLOAD_TOO_LARGE", 0, NULL, "request body too large (limit %zu bytes)",
                             s->cfg.max_body);
     return dg__api_submit(s, c, slug, v1, validate, r->body ? r->body : "", r->n);
   }
   return dg__send_error(s, c, 404, "NOT_FOUND", 0, NULL, "no such endpoint: %.200s", url);
+}
+
+static void release_body(dg_server *s, dg__req *r) {
+  pthread_mutex_lock(&s->mu);
+  s->body_bytes -= r->cap;
+  pthread_mutex_unlock(&s->mu);
+  free(r->body);
+  r->body = NULL;
+  r->n = r->cap = 0;
 }
 
 static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,
@@ -285,18 +297,31 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     size_t n = *upload_data_size;
     *upload_data_size = 0;
     if (r->too_large) return MHD_YES;
+    if (r->busy) return MHD_YES;
     if (r->n + n > s->cfg.max_body) {
       r->too_large = 1;
-      free(r->body);
-      r->body = NULL;
-      r->n = r->cap = 0;
+      release_body(s, r);
       return MHD_YES;
     }
     if (r->n + n + 1 > r->cap) {
       size_t cap = r->cap ? r->cap : 4096;
       while (cap < r->n + n + 1) cap *= 2;
+      pthread_mutex_lock(&s->mu);
+      int over = s->body_bytes + (cap - r->cap) > s->cfg.max_body_total;
+      if (!over) s->body_bytes += cap - r->cap;
+      pthread_mutex_unlock(&s->mu);
+      if (over) {
+        r->busy = 1;
+        release_body(s, r);
+        return MHD_YES;
+      }
       char *nb = realloc(r->body, cap);
-      if (!nb) return MHD_NO;
+      if (!nb) {
+        pthread_mutex_lock(&s->mu);
+        s->body_bytes -= cap - r->cap;
+        pthread_mutex_unlock(&s->mu);
+        return MHD_NO;
+      }
       r->body = nb;
       r->cap = cap;
     }
@@ -309,12 +334,12 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 }
 
 static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
-  (void)cls;
+  dg_server *s = cls;
   (void)c;
   (void)toe;
   dg__req *r = *con_cls;
   if (r) {
-    free(r->body);
+    release_body(s, r);
     free(r);
   }
   *con_cls = NULL;
@@ -326,17 +351,19 @@ static void on_finish(void *ud, const dg_job *job, int ok) {
   dg_server *s = ud;
   double lat = dg_now() - job->created_at;
   pthread_mutex_lock(&s->mu);
-  if (ok)
-    s->jobs_completed++;
-  else
-    s->jobs_failed++;
-  s->lat_count++;
-  s->lat_sum += lat;
-  for (int i = 0; i < DG__LAT_BUCKETS; i++)
-    if (lat <= lat_bounds[i]) {
-      s->lat_bucket[i]++;
-      break;
-    }
+  if (ok >= 0) {
+    if (ok)
+      s->jobs_completed++;
+    else
+      s->jobs_failed++;
+    s->lat_count++;
+    s->lat_sum += lat;
+    for (int i = 0; i < DG__LAT_BUCKETS; i++)
+      if (lat <= lat_bounds[i]) {
+        s->lat_bucket[i]++;
+        break;
+      }
+  }
   s->finished_gen++;
   pthread_cond_broadcast(&s->cv);
   pthread_mutex_unlock(&s->mu);

@@ -23,6 +23,7 @@ typedef struct dg_server_config {
   double retention_s;        /* results kept (default 3600) */
   double sync_timeout_s;     /* POST /v1 waits at most this long (default 300) -> 504 */
   size_t max_body;           /* request body limit (default 32 MiB) -> 413 */
+  size_t max_body_total;     /* bodies buffered at once, all connections (default 512 MiB) -> 503 */
   int client_timeout_s;      /* idle connection timeout (default 30) */
   int max_connections;       /* concurrent connections (default 512) */
   size_t conn_memory;        /* per-connection header memory (default 64 KiB) */

@@ -38,6 +38,7 @@ struct dg_server {
   pthread_cond_t cv;  /* broadcast when a job finishes, or on stop */
   int stop;
   uint64_t finished_gen;
+  size_t body_bytes; /* request bodies buffered right now, all connections */
   dg__rate_slot rate[DG__RATE_SLOTS];
   /* metrics */
   uint64_t http_by_code[600];
@@ -52,6 +53,7 @@ typedef struct dg__req {
   char *body;
   size_t n, cap;
   int too_large;
+  int busy; /* the server-wide body budget was exhausted */
   int started;
 } dg__req;
 

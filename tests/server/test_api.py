@@ -96,7 +96,7 @@ try:
     check(r.status_code == 200, "Authorization: Bearer accepted")
 
     # --- server-sent events: one message per change, ending at COMPLETED ----
-    sub = requests.post(B + "/v2/test-echo", json={"image": img, "steps": 4, "sleep_ms": 80}, headers=H).json()
+    sub = requests.post(B + "/v2/test-echo", json={"image": img, "steps": 4, "sleep_ms": 150}, headers=H).json()
     events = []
     with requests.get(sub["status_url"].replace("/status", "/events"), headers=H, stream=True, timeout=60) as ev:
         check(ev.headers.get("content-type") == "text/event-stream", "SSE content type")

@@ -64,6 +64,17 @@ try:
     check(r.status_code == 422, "its result endpoint answers 422 too")
     check(srv.credits_of(k["id"]) == 100 - 6, "FAILED interrupted job refunded")
     check(srv.healthy(), "server healthy after recovery")
+
+    # SIGTERM while a job runs: it goes back to the queue without using up an
+    # attempt (max-attempts is 1 here) and completes after the restart.
+    long = requests.post(B + "/v2/test-echo", json={"image": img, "steps": 6, "sleep_ms": 100}, headers=H).json()
+    check(wait_processing(long["status_url"], H), "third long job running")
+    check(srv.stop() == 0, "graceful stop with a running job (exit 0)")
+    check("re-queued" in srv.log_text(), "running job re-queued at shutdown")
+    srv.start()
+    r = wait_done(f"{srv.base}/v2/requests/{long['request_id']}/status", H, timeout=120)
+    check(r is not None and r.json()["status"] == "COMPLETED", "job interrupted by SIGTERM completes after restart",
+          r.text if r is not None else "timeout")
     check(srv.stop() == 0, "clean shutdown")
 finally:
     srv.cleanup()

@@ -35,7 +35,7 @@ def raw(port, data, read=True, timeout=10):
 
 
 img = png_b64(8, 8)
-srv = Server("--retention", "1.5", "--client-timeout", "2", "--max-body", "1048576", workers=1)
+srv = Server("--retention", "3", "--client-timeout", "2", "--max-body", "1048576", workers=1)
 try:
     srv.start()
     B, P = srv.base, srv.port
@@ -113,7 +113,7 @@ try:
     r = wait_done(sub["status_url"], H)
     res = requests.get(sub["response_url"], headers=H).json()
     check(requests.get(res["output"]).status_code == 200, "media served before expiry")
-    time.sleep(2.0)
+    time.sleep(3.5)
     check(requests.get(sub["status_url"], headers=H).status_code == 404, "status 404 after retention")
     check(requests.get(sub["response_url"], headers=H).status_code == 404, "result 404 after retention")
     check(requests.get(res["output"]).status_code == 404, "media 404 after retention")
@@ -143,8 +143,10 @@ try:
     r = requests.post(srv.base + "/v1/test-echo", json={"image": url}, headers=H)
     check(r.status_code == 400, "loopback URL refused by default", r.text[:200])
     srv.stop()
-    srv.extra = ["--allow-private-urls"]
+    srv.extra = ["--allow-private-urls", "--max-body-total", "200000"]
     srv.start()
+    r = requests.post(srv.base + "/v2/test-echo", data=b'{"prompt": "' + b"x" * 300000 + b'"}', headers=H)
+    check(r.status_code == 503 and r.json()["retryable"] is True, "server-wide body budget -> 503", r.text[:200])
     r = requests.post(srv.base + "/v1/test-echo", json={"image": url, "mode": "invert"}, headers=H)
     check(r.status_code == 200 and r.content[:4] == b"\x89PNG", "URL input fetched with --allow-private-urls",
           r.text[:200])
