@@ -148,6 +148,46 @@ static void test_weights_rename(void) {
   dg_safetensors_close(st);
 }
 
+/* Two files in one table, each under its own namespace. */
+static int add_prefix_cb(const char *name, char *out, size_t n, void *ud) {
+  snprintf(out, n, "%s%s", (const char *)ud, name);
+  return 1;
+}
+
+static void test_weights_two_files(void) {
+  char err[512] = "";
+  dg_safetensors *u = NULL, *v = NULL;
+  CHECK(dg_safetensors_open(t_data("sd15-tiny/diffusers/unet/diffusion_pytorch_model.safetensors"), &u, err,
+                            sizeof err) == DG_STATUS_OK);
+  CHECK(dg_safetensors_open(t_data("sd15-tiny/diffusers/vae/diffusion_pytorch_model.safetensors"), &v, err,
+                            sizeof err) == DG_STATUS_OK);
+  if (!u || !v) {
+    dg_safetensors_close(u);
+    dg_safetensors_close(v);
+    return;
+  }
+  dg_weights *w = dg_weights_new();
+  CHECK(dg_weights_add(w, u, "", add_prefix_cb, "unet.", err, sizeof err) == DG_STATUS_OK);
+  CHECK(dg_weights_add(w, v, "", add_prefix_cb, "vae.", err, sizeof err) == DG_STATUS_OK);
+  CHECK(dg_weights_count(w) == 304 + 244);
+  CHECK(dg_weights_get(w, "unet.conv_in.weight") == dg_safetensors_find(u, "conv_in.weight"));
+  CHECK(dg_weights_get(w, "vae.quant_conv.weight") == dg_safetensors_find(v, "quant_conv.weight"));
+  CHECK(dg_weights_get(w, "conv_in.weight") == NULL);
+  /* Only the tensors under a prefix: "decoder." of the VAE. */
+  dg_weights *d = dg_weights_new();
+  CHECK(dg_weights_add(d, v, "decoder.", NULL, NULL, err, sizeof err) == DG_STATUS_OK);
+  size_t nd = 0;
+  for (size_t i = 0; i < dg_safetensors_count(v); i++)
+    nd += strncmp(dg_safetensors_at(v, i)->name, "decoder.", 8) == 0;
+  CHECK(nd > 0 && dg_weights_count(d) == nd);
+  CHECK(dg_weights_get(d, "conv_in.weight") == dg_safetensors_find(v, "decoder.conv_in.weight"));
+  dg_weights_free(d);
+  dg_weights_free(w);
+  dg_weights_free(NULL);
+  dg_safetensors_close(u);
+  dg_safetensors_close(v);
+}
+
 static void test_roundtrip(void) {
   char path[] = "/tmp/dg_test_st_XXXXXX";
   int fd = mkstemp(path);
@@ -368,6 +408,7 @@ static void test_malformed(void) {
 int main(void) {
   test_fixture_files();
   test_weights_rename();
+  test_weights_two_files();
   test_roundtrip();
   test_malformed();
   T_DONE();

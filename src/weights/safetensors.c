@@ -29,7 +29,11 @@
  * byte.  Views keep the original address; kernels must read weights with
  * memcpy / unaligned vector loads (loadu), never assume alignment.
  *
- * Names are looked up through an open-addressing hash table (FNV-1a). */
+ * Names are looked up through an open-addressing hash table (FNV-1a).
+ *
+ * The mapping is private and read-only: writing through a view faults, and a
+ * file truncated by someone else while mapped raises SIGBUS on access (the
+ * usual mmap caveat; model files are not modified in place). */
 #include "weights/safetensors.h"
 
 #include <errno.h>
