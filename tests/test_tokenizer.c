@@ -2,6 +2,7 @@
  * (input_ids, untruncated BPE ids and their count must match exactly), malformed
  * tokenizer files, and hostile text. */
 #include <jansson.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -135,6 +136,43 @@ static void test_hostile(dg_tokenizer *tok) {
   free(huge);
 }
 
+/* encode is const and thread-safe: 4 threads agree with the single-threaded ids. */
+typedef struct thr_arg {
+  const dg_tokenizer *tok;
+  int ok;
+} thr_arg;
+
+static const char *const thr_prompts[] = {
+    "a photograph of an astronaut riding a horse", "ß straße ǅ İstanbul ΣΊΣΥΦΟΣ",
+    "Привет мир, красивый пейзаж", "emoji 😀🎨🚀 and symbols ©®™ ± × ÷", "x\xff\xfe y"};
+
+static void *thr_main(void *p) {
+  thr_arg *a = p;
+  int64_t ref[5][DG_TOKENIZER_CONTEXT], ids[DG_TOKENIZER_CONTEXT];
+  a->ok = 1;
+  for (int k = 0; k < 5; k++) a->ok &= dg_tokenizer_encode(a->tok, thr_prompts[k], ref[k]) == DG_STATUS_OK;
+  for (int r = 0; r < 200; r++) {
+    int k = r % 5;
+    a->ok &= dg_tokenizer_encode(a->tok, thr_prompts[k], ids) == DG_STATUS_OK;
+    a->ok &= memcmp(ids, ref[k], sizeof ids) == 0;
+  }
+  return NULL;
+}
+
+static void test_threads(const dg_tokenizer *tok) {
+  pthread_t th[4];
+  thr_arg args[4];
+  for (int i = 0; i < 4; i++) {
+    args[i].tok = tok;
+    args[i].ok = 0;
+    CHECK(pthread_create(&th[i], NULL, thr_main, &args[i]) == 0);
+  }
+  for (int i = 0; i < 4; i++) {
+    pthread_join(th[i], NULL);
+    CHECK(args[i].ok);
+  }
+}
+
 static void write_file(const char *path, const char *content) {
   FILE *f = fopen(path, "wb");
   if (f) {
@@ -218,6 +256,7 @@ int main(void) {
     test_goldens(tok);
     test_api(tok);
     test_hostile(tok);
+    test_threads(tok);
     dg_tokenizer_close(tok);
   }
   test_malformed();
