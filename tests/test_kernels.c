@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "t.h"
+#include "tensor/gemm.h"
 #include "tensor/kernels.h"
 #include "tensor/ops.h"
 #include "tensor/tensor.h"
@@ -285,6 +286,82 @@ static void test_attention(int64_t nb, int64_t lq, int64_t lk, int nh, int64_t d
   free(q), free(k), free(v), free(ref), free(mag), free(sc);
 }
 
+/* ---- every micro-kernel directly through the GEMM driver ------------------ */
+/* C (m, n) = A (m, k) . B (k, n) + row bias, A stored IK in dtype at, B stored KI or
+ * IK (f32), with alpha folded into A's scale. */
+static void test_ukernel(dg_engine *e, const dg__ukernel *uk, int64_t m, int64_t k, int64_t n, dg_dtype at,
+                         int b_ik, float alpha) {
+  float *av = malloc(sizeof(float) * (size_t)(m * k)), *b = malloc(sizeof(float) * (size_t)(k * n));
+  float *bias = malloc(sizeof(float) * (size_t)m), *c = malloc(sizeof(float) * (size_t)(m * n));
+  void *a = rand_data(at, m * k, av);
+  for (int64_t i = 0; i < k * n; i++) b[i] = frand();
+  for (int64_t i = 0; i < m; i++) bias[i] = frand();
+  double *ref = malloc(sizeof(double) * (size_t)(m * n)), *mag = malloc(sizeof(double) * (size_t)(m * n));
+  for (int64_t i = 0; i < m; i++)
+    for (int64_t j = 0; j < n; j++) {
+      double s = bias[i], g = fabs(bias[i]);
+      for (int64_t q = 0; q < k; q++) {
+        double p = (double)alpha * av[i * k + q] * (b_ik ? b[j * k + q] : b[q * n + j]);
+        s += p;
+        g += fabs(p);
+      }
+      ref[i * n + j] = s;
+      mag[i * n + j] = g;
+    }
+  dg__gemm g;
+  memset(&g, 0, sizeof g);
+  g.m = m;
+  g.n = n;
+  g.k = k;
+  g.a = (dg__opnd){DG__OPND_IK, at, a, k, alpha, NULL};
+  g.b = (dg__opnd){b_ik ? DG__OPND_IK : DG__OPND_KI, DG_DTYPE_F32, b, b_ik ? k : n, 1.0f, NULL};
+  g.c = c;
+  g.ldc = n;
+  g.jdiv = n;
+  g.row_bias = bias;
+  g.bias_dtype = DG_DTYPE_F32;
+  dg_status st = dg__gemm_run(e, uk, &g);
+  CHECK(st == DG_STATUS_OK);
+  cfg cc;
+  memset(&cc, 0, sizeof cc);
+  cc.name = uk->name;
+  cc.tol = uk->bf16 ? 1e-2 : 1e-5;
+  char what[128];
+  snprintf(what, sizeof what, "ukernel gemm m=%lld k=%lld n=%lld A %s B %s", (long long)m, (long long)k,
+           (long long)n, dg_dtype_name(at), b_ik ? "IK" : "KI");
+  compare(what, &cc, c, ref, mag, m * n);
+  free(av), free(b), free(bias), free(c), free(a), free(ref), free(mag);
+}
+
+static void test_all_ukernels(void) {
+  const dg__ukernel *uks[5];
+  int nk = 0;
+  uks[nk++] = dg__ukernel_generic();
+  if (dg_cpu_has_avx2()) uks[nk++] = dg__ukernel_avx2();
+  if (dg_cpu_has_avx512()) uks[nk++] = dg__ukernel_avx512();
+  if (dg_cpu_has_avx512bf16()) uks[nk++] = dg__ukernel_avx512_bf16();
+  if (dg_cpu_has_avx512() && dg__ukernel_amx_bf16()) uks[nk++] = dg__ukernel_amx_bf16();
+  printf("micro-kernels tested:");
+  for (int i = 0; i < nk; i++) printf(" %s", uks[i]->name);
+  printf("\n");
+  dg_engine_params p = dg_engine_params_default();
+  p.n_threads = 2;
+  dg_engine *e = NULL;
+  if (dg_engine_new(&p, &e) != DG_STATUS_OK) {
+    CHECK(0);
+    return;
+  }
+  const dg_dtype wts[3] = {DG_DTYPE_F32, DG_DTYPE_F16, DG_DTYPE_BF16};
+  for (int i = 0; i < nk; i++)
+    for (int t = 0; t < 3; t++) {
+      test_ukernel(e, uks[i], 1, 1, 1, wts[t], 0, 1.0f);
+      test_ukernel(e, uks[i], 45, 37, 70, wts[t], 0, 0.5f);
+      test_ukernel(e, uks[i], 70, 545, 33, wts[t], 1, 1.0f); /* K > one K block, odd */
+      test_ukernel(e, uks[i], 64, 64, 64, wts[t], 1, 1.0f);  /* whole tiles only */
+    }
+  dg_engine_free(e);
+}
+
 int main(void) {
   add_cfg(DG_ISA_GENERIC, DG_PRECISION_F32, "generic");
   if (dg_cpu_has_avx2()) add_cfg(DG_ISA_AVX2, DG_PRECISION_F32, "avx2");
@@ -292,6 +369,7 @@ int main(void) {
   if (dg_cpu_has_avx512bf16()) add_cfg(DG_ISA_AVX512, DG_PRECISION_BF16, "avx512-bf16");
   else if (dg_cpu_has_avx512()) fprintf(stderr, "note: no avx512bf16 on this CPU, bf16 path not tested\n");
   CHECK(ncfg >= 1);
+  test_all_ukernels();
 
   const dg_dtype wts[3] = {DG_DTYPE_F32, DG_DTYPE_F16, DG_DTYPE_BF16};
   for (int i = 0; i < 3; i++) {

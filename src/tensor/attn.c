@@ -63,10 +63,10 @@ static void attn_pack(void *arg, int64_t u0, int64_t u1, int ti) {
   for (int64_t u = u0; u < u1; u++) {
     if (u < nkp) {
       int64_t i0 = u * uk->mr, rows = j->lk - i0 < uk->mr ? j->lk - i0 : uk->mr;
-      dg__pack_panel(&ko, uk->mr, uk->bf16, i0, rows, 0, j->d, j->kp + (size_t)u * j->kpan);
+      dg__pack_panel(uk, &ko, 1, uk->mr, i0, rows, 0, j->d, j->kp + (size_t)u * j->kpan);
     } else {
       int64_t i0 = (u - nkp) * uk->mr, rows = j->d - i0 < uk->mr ? j->d - i0 : uk->mr;
-      dg__pack_panel(&vo, uk->mr, uk->bf16, i0, rows, 0, j->lk, j->vp + (size_t)(u - nkp) * j->vpan);
+      dg__pack_panel(uk, &vo, 1, uk->mr, i0, rows, 0, j->lk, j->vp + (size_t)(u - nkp) * j->vpan);
     }
   }
 }
@@ -82,17 +82,17 @@ static void attn_task(void *arg, int64_t t0, int64_t t1, int ti) {
   }
   if (ti == 0) scr += j->shared;
   int64_t dp = (j->d + MR - 1) / MR * MR;
-  size_t qpan = dg__panel_bytes(NR, bf, j->d);
+  size_t qpan = dg__panel_bytes(uk, NR, j->d);
   char *qp = scr;
   float *o = (float *)(scr + (qpan + 63) / 64 * 64); /* (dp, NR) */
   float *s = o + dp * NR;                           /* (bk, NR) */
   uint16_t *pb = (uint16_t *)(s + j->bk * NR);      /* (bk, NR) bf16 */
   float m[64], l[64], alpha[64];
-  int64_t ksteps_d = bf ? (j->d + 1) / 2 : j->d;
+  int64_t ksteps_d = dg__ksteps(uk, j->d);
   dg__opnd qo = {DG__OPND_IK, DG_DTYPE_F32, j->qb, j->c, j->qscale, NULL};
   for (int64_t t = t0; t < t1; t++) {
     int64_t q0 = t * NR, rows = j->lq - q0 < NR ? j->lq - q0 : NR;
-    dg__pack_panel(&qo, NR, bf, q0, rows, 0, j->d, qp);
+    dg__pack_panel(uk, &qo, 0, NR, q0, rows, 0, j->d, qp);
     memset(o, 0, (size_t)(dp * NR) * sizeof *o);
     for (int c = 0; c < NR; c++) {
       m[c] = -INFINITY;
@@ -113,7 +113,7 @@ static void attn_task(void *arg, int64_t t0, int64_t t1, int ti) {
         for (int64_t d = 0; d < j->d; d++)
           for (int c = 0; c < NR; c++) o[d * NR + c] *= alpha[c];
       int64_t ks = bf ? prow / 2 : prow;
-      size_t voff = dg__panel_bytes(MR, bf, j0);
+      size_t voff = dg__panel_bytes(uk, MR, j0);
       for (int64_t d0 = 0; d0 < dp; d0 += MR)
         uk->fn(ks, j->vp + (size_t)(d0 / MR) * j->vpan + voff, bf ? (const void *)pb : (const void *)s,
                o + d0 * NR, NR, 1, NULL, NULL);
@@ -128,7 +128,10 @@ static void attn_task(void *arg, int64_t t0, int64_t t1, int ti) {
 
 dg_status dg__attention_flash(dg_engine *e, dg_tensor *y, const dg_tensor *q, const dg_tensor *k,
                               const dg_tensor *v, int n_heads, int causal, float scale) {
-  const dg__ukernel *uk = dg__ukernel_for(dg_engine_isa(e), dg_engine_precision(e));
+  /* The pair-layout kernels only (the AMX kernel's row-major A panels do not fit here). */
+  const dg__ukernel *uk = dg__ukernel_for(dg_engine_isa(e), DG_PRECISION_F32);
+  if (dg_engine_precision(e) == DG_PRECISION_BF16 && dg_engine_isa(e) == DG_ISA_AVX512 && dg_cpu_has_avx512bf16())
+    uk = dg__ukernel_avx512_bf16();
   attn_job j;
   memset(&j, 0, sizeof j);
   atomic_init(&j.failed, 0);
@@ -149,12 +152,12 @@ dg_status dg__attention_flash(dg_engine *e, dg_tensor *y, const dg_tensor *q, co
   if (j.bk % 2) j.bk -= uk->mr;
   if (j.lq == 0 || j.d == 0) return DG_STATUS_OK;
   int64_t nkp = (j.lk + uk->mr - 1) / uk->mr, nvp = (j.d + uk->mr - 1) / uk->mr;
-  j.kpan = dg__panel_bytes(uk->mr, uk->bf16, j.d);
-  j.vpan = (dg__panel_bytes(uk->mr, uk->bf16, j.lk) + 63) / 64 * 64;
+  j.kpan = dg__panel_bytes(uk, uk->mr, j.d);
+  j.vpan = (dg__panel_bytes(uk, uk->mr, j.lk) + 63) / 64 * 64;
   j.kpan = (j.kpan + 63) / 64 * 64;
   j.shared = j.kpan * (size_t)nkp + j.vpan * (size_t)nvp;
   int64_t dp = nvp * uk->mr;
-  j.priv = (dg__panel_bytes(uk->nr, uk->bf16, j.d) + 63) / 64 * 64 +
+  j.priv = (dg__panel_bytes(uk, uk->nr, j.d) + 63) / 64 * 64 +
            (size_t)(dp * uk->nr + j.bk * uk->nr) * sizeof(float) + (size_t)(j.bk * uk->nr) * 2 + 64;
   char *shared = dg__engine_scratch(e, 0, j.shared + j.priv);
   if (!shared) return DG_STATUS_ERR_NOMEM;

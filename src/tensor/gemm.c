@@ -34,14 +34,16 @@ static void ukernel_generic_f32(int64_t kc, const void *av, const void *bv, floa
   }
 }
 
-static const dg__ukernel k_generic = {GEN_MR, GEN_NR, 0, ukernel_generic_f32, "generic-4x16-f32"};
+static const dg__ukernel k_generic = {GEN_MR, GEN_NR, 0, 1, ukernel_generic_f32, NULL, NULL, NULL,
+                                     NULL, NULL, "generic-4x16-f32"};
 
 const dg__ukernel *dg__ukernel_generic(void) { return &k_generic; }
 
 const dg__ukernel *dg__ukernel_for(dg_isa isa, dg_precision prec) {
   const dg__ukernel *k = NULL;
   if (isa == DG_ISA_AVX512) {
-    if (prec == DG_PRECISION_BF16 && dg_cpu_has_avx512bf16()) k = dg__ukernel_avx512_bf16();
+    if (prec == DG_PRECISION_BF16) k = dg__ukernel_amx_bf16();
+    if (!k && prec == DG_PRECISION_BF16 && dg_cpu_has_avx512bf16()) k = dg__ukernel_avx512_bf16();
     if (!k) k = dg__ukernel_avx512();
   }
   if (!k && (isa == DG_ISA_AVX512 || isa == DG_ISA_AVX2)) k = dg__ukernel_avx2();
@@ -50,9 +52,16 @@ const dg__ukernel *dg__ukernel_for(dg_isa isa, dg_precision prec) {
 
 /* ---- Packing ------------------------------------------------------------- */
 
-size_t dg__panel_bytes(int R, int bf16, int64_t kc) {
-  return bf16 ? (size_t)((kc + 1) / 2) * 2 * (size_t)R * 2 : (size_t)kc * (size_t)R * 4;
+static int64_t kpad_of(const dg__ukernel *uk, int64_t kc) {
+  int64_t a = uk->kalign > 1 ? uk->kalign : 1;
+  return (kc + a - 1) / a * a;
 }
+
+size_t dg__panel_bytes(const dg__ukernel *uk, int R, int64_t kc) {
+  return (size_t)kpad_of(uk, kc) * (size_t)R * (uk->bf16 ? 2 : 4);
+}
+
+int64_t dg__ksteps(const dg__ukernel *uk, int64_t kc) { return uk->bf16 ? kpad_of(uk, kc) / 2 : kc; }
 
 static inline float ld_elem(const void *p, dg_dtype t, int64_t i) {
   switch (t) {
@@ -153,19 +162,30 @@ static void pack_ik_f32(const dg__opnd *o, int R, int64_t i0, int64_t rows, int6
       for (int64_t r = rows; r < R; r++) d[k * R + r] = 0.0f;
 }
 
-void dg__pack_panel(const dg__opnd *o, int R, int bf16, int64_t i0, int64_t rows, int64_t k0,
-                    int64_t kc, void *dst) {
-  if (!bf16 && o->kind == DG__OPND_IK) {
-    pack_ik_f32(o, R, i0, rows, k0, kc, dst);
+void dg__pack_panel(const dg__ukernel *uk, const dg__opnd *o, int is_a, int R, int64_t i0, int64_t rows,
+                    int64_t k0, int64_t kc, void *dst) {
+  int bf16 = uk->bf16;
+  int64_t kpad = kpad_of(uk, kc);
+  if (is_a && uk->pack_a_rowmajor) {
+    uk->pack_a_rowmajor(o, R, i0, rows, k0, kc, kpad, dst);
     return;
+  }
+  if (o->kind == DG__OPND_IK) {
+    if (uk->pack_ik) {
+      uk->pack_ik(o, R, bf16, i0, rows, k0, kc, kpad, dst);
+      return;
+    }
+    if (!bf16) {
+      pack_ik_f32(o, R, i0, rows, k0, kc, dst);
+      return;
+    }
   }
   seg sg[64];
   int ns = 0;
   if (o->kind == DG__OPND_IM2COL) ns = im2col_segments(o->conv, i0, rows, sg);
-  float tmp[64];
-  int64_t kpad = bf16 ? (kc + 1) / 2 * 2 : kc;
+  float tmp[2][64];
   for (int64_t k = 0; k < kpad; k++) {
-    float *row = bf16 ? tmp : (float *)dst + k * R;
+    float *row = bf16 ? tmp[k & 1] : (float *)dst + k * R;
     if (k >= kc) {
       memset(row, 0, (size_t)R * sizeof *row);
     } else {
@@ -183,9 +203,16 @@ void dg__pack_panel(const dg__opnd *o, int R, int bf16, int64_t i0, int64_t rows
       }
       for (int64_t r = rows; r < R; r++) row[r] = 0.0f;
     }
-    if (bf16) {
-      uint16_t *d = (uint16_t *)dst + (k >> 1) * 2 * R + (k & 1);
-      for (int r = 0; r < R; r++) d[2 * r] = dg__bf16_rne(row[r]);
+    if (bf16 && (k & 1)) {
+      uint16_t *d = (uint16_t *)dst + (k >> 1) * 2 * R;
+      if (uk->cvt_pairs) {
+        uk->cvt_pairs(tmp[0], tmp[1], R, d);
+      } else {
+        for (int r = 0; r < R; r++) {
+          d[2 * r] = dg__bf16_rne(tmp[0][r]);
+          d[2 * r + 1] = dg__bf16_rne(tmp[1][r]);
+        }
+      }
     }
   }
 }
@@ -229,7 +256,7 @@ static void gemm_task(void *arg, int64_t u0, int64_t u1, int ti) {
   gemm_job *jb = arg;
   const dg__gemm *g = jb->g;
   const dg__ukernel *uk = jb->uk;
-  const int MR = uk->mr, NR = uk->nr, bf = uk->bf16;
+  const int MR = uk->mr, NR = uk->nr;
   int64_t r0 = 0, r1 = g->m, c0 = 0, c1 = g->n;
   if (jb->split_m) {
     r0 = u0 * MR;
@@ -245,22 +272,23 @@ static void gemm_task(void *arg, int64_t u0, int64_t u1, int ti) {
     return;
   }
   char *ap = scr, *bp = scr + jb->a_bytes;
+  if (uk->thread_begin) uk->thread_begin();
   float *tmp = (float *)(bp + jb->b_bytes);
   float rbuf[64], cbuf[64];
   for (int64_t jc = c0; jc < c1; jc += jb->ncb) {
     int64_t nc = c1 - jc < jb->ncb ? c1 - jc : jb->ncb;
     for (int64_t pc = 0; pc < g->k; pc += jb->kcb) {
       int64_t kc = g->k - pc < jb->kcb ? g->k - pc : jb->kcb;
-      int64_t ksteps = bf ? (kc + 1) / 2 : kc;
-      size_t bpan = dg__panel_bytes(NR, bf, kc), apan = dg__panel_bytes(MR, bf, kc);
+      int64_t ksteps = dg__ksteps(uk, kc);
+      size_t bpan = dg__panel_bytes(uk, NR, kc), apan = dg__panel_bytes(uk, MR, kc);
       int first = pc == 0;
       for (int64_t jr = 0; jr < nc; jr += NR)
-        dg__pack_panel(&g->b, NR, bf, jc + jr, nc - jr < NR ? nc - jr : NR, pc, kc,
+        dg__pack_panel(uk, &g->b, 0, NR, jc + jr, nc - jr < NR ? nc - jr : NR, pc, kc,
                        bp + (size_t)(jr / NR) * bpan);
       for (int64_t ic = r0; ic < r1; ic += jb->mcb) {
         int64_t mc = r1 - ic < jb->mcb ? r1 - ic : jb->mcb;
         for (int64_t ir = 0; ir < mc; ir += MR)
-          dg__pack_panel(&g->a, MR, bf, ic + ir, mc - ir < MR ? mc - ir : MR, pc, kc,
+          dg__pack_panel(uk, &g->a, 1, MR, ic + ir, mc - ir < MR ? mc - ir : MR, pc, kc,
                          ap + (size_t)(ir / MR) * apan);
         for (int64_t jr = 0; jr < nc; jr += NR) {
           int64_t j0 = jc + jr, ncols = nc - jr < NR ? nc - jr : NR;
@@ -285,6 +313,7 @@ static void gemm_task(void *arg, int64_t u0, int64_t u1, int ti) {
       }
     }
   }
+  if (uk->thread_end) uk->thread_end();
 }
 
 dg_status dg__gemm_run(dg_engine *e, const dg__ukernel *uk, const dg__gemm *g) {
@@ -310,13 +339,13 @@ dg_status dg__gemm_run(dg_engine *e, const dg__ukernel *uk, const dg__gemm *g) {
   if (jb.split_m && mu < nt && nu > mu) jb.split_m = 0;
   if (!jb.split_m && nu < nt && mu > nu) jb.split_m = 1;
   jb.kcb = uk->bf16 ? 512 : 256;
-  if (g->k < jb.kcb) jb.kcb = uk->bf16 ? (g->k + 1) / 2 * 2 : g->k;
+  if (g->k < jb.kcb) jb.kcb = g->k;
   jb.mcb = (int64_t)uk->mr * (uk->mr >= 12 ? 12 : 32);
   jb.ncb = (int64_t)uk->nr * 64;
   if (jb.mcb > g->m) jb.mcb = (g->m + uk->mr - 1) / uk->mr * uk->mr;
   if (jb.ncb > g->n) jb.ncb = (g->n + uk->nr - 1) / uk->nr * uk->nr;
-  jb.a_bytes = (dg__panel_bytes(uk->mr, uk->bf16, jb.kcb) * (size_t)(jb.mcb / uk->mr) + 63) / 64 * 64;
-  jb.b_bytes = dg__panel_bytes(uk->nr, uk->bf16, jb.kcb) * (size_t)(jb.ncb / uk->nr);
+  jb.a_bytes = (dg__panel_bytes(uk, uk->mr, jb.kcb) * (size_t)(jb.mcb / uk->mr) + 63) / 64 * 64;
+  jb.b_bytes = dg__panel_bytes(uk, uk->nr, jb.kcb) * (size_t)(jb.ncb / uk->nr);
   dg_engine_parallel(e, jb.split_m ? mu : nu, gemm_task, &jb);
   return atomic_load(&jb.failed) ? DG_STATUS_ERR_NOMEM : DG_STATUS_OK;
 }

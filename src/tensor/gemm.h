@@ -36,10 +36,24 @@
 typedef void (*dg__ukernel_fn)(int64_t kc, const void *a, const void *b, float *c, int64_t ldc,
                                int acc, const float *row_bias, const float *col_bias);
 
+struct dg__opnd;
 typedef struct dg__ukernel {
   int mr, nr;
-  int bf16;      /* panels hold bf16 pairs (vdpbf16ps) instead of f32 */
+  int bf16;      /* panels hold bf16 pairs (vdpbf16ps / AMX) instead of f32 */
+  int kalign;    /* panels' k is zero-padded to a multiple of this (1, 2, or 32 for AMX) */
   dg__ukernel_fn fn;
+  /* Optional vectorised packing (NULL: portable C): a whole DG__OPND_IK
+   * panel in the pair layout (kpad = padded kc), and two f32 rows of R values -> bf16 pairs. */
+  void (*pack_ik)(const struct dg__opnd *o, int R, int bf16, int64_t i0, int64_t rows, int64_t k0,
+                  int64_t kc, int64_t kpad, void *dst);
+  void (*cvt_pairs)(const float *r0, const float *r1, int R, uint16_t *dst);
+  /* AMX: A panels are row-major bf16 a[r * kpad + k] (tiles of 16 rows x 32 k),
+   * packed by this (IK operands only); NULL for the pair layout. */
+  void (*pack_a_rowmajor)(const struct dg__opnd *o, int R, int64_t i0, int64_t rows, int64_t k0,
+                          int64_t kc, int64_t kpad, void *dst);
+  /* Called by each thread before / after its share of a GEMM (AMX tile config), or NULL. */
+  void (*thread_begin)(void);
+  void (*thread_end)(void);
   const char *name;
 } dg__ukernel;
 
@@ -51,6 +65,7 @@ const dg__ukernel *dg__ukernel_generic(void);
 const dg__ukernel *dg__ukernel_avx2(void);
 const dg__ukernel *dg__ukernel_avx512(void);
 const dg__ukernel *dg__ukernel_avx512_bf16(void);
+const dg__ukernel *dg__ukernel_amx_bf16(void); /* NULL without AMX-BF16 or OS permission */
 
 /* How an operand is stored.  Index i is the operand's free dimension (rows of
  * A, columns of B), k the reduction dimension. */
@@ -66,7 +81,7 @@ typedef struct dg__conv_geom {
   int kh, kw, stride, pad;
 } dg__conv_geom;
 
-typedef struct dg__opnd {
+typedef struct dg__opnd {  /* (struct tag used above) */
   dg__opnd_kind kind;
   dg_dtype dtype;       /* F32, F16, BF16 */
   const void *data;
@@ -92,11 +107,13 @@ typedef struct dg__gemm {
 dg_status dg__gemm_run(dg_engine *e, const dg__ukernel *uk, const dg__gemm *g);
 
 /* Packing, exposed for attention: panel of `rows` valid indices from i0 of
- * width R over k in [k0, k0 + kc); bf16 = pairs layout. */
-void dg__pack_panel(const dg__opnd *o, int R, int bf16, int64_t i0, int64_t rows, int64_t k0,
-                    int64_t kc, void *dst);
-/* Bytes of one packed panel of width R and kc k-steps. */
-size_t dg__panel_bytes(int R, int bf16, int64_t kc);
+ * width R over k in [k0, k0 + kc), in uk's layout (f32 or bf16 pairs). */
+void dg__pack_panel(const dg__ukernel *uk, const dg__opnd *o, int is_a, int R, int64_t i0,
+                    int64_t rows, int64_t k0, int64_t kc, void *dst);
+/* Bytes of one packed panel of uk of width R and kc k values. */
+size_t dg__panel_bytes(const dg__ukernel *uk, int R, int64_t kc);
+/* Kernel k steps for kc k values (pairs for bf16, after padding). */
+int64_t dg__ksteps(const dg__ukernel *uk, int64_t kc);
 
 /* f32 -> bf16 round to nearest even (NaN kept quiet). */
 static inline uint16_t dg__bf16_rne(float f) {

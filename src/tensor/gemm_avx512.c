@@ -77,8 +77,106 @@ static void uk_bf16(int64_t kc, const void *av, const void *bv, float *c, int64_
   STORE_TILE();
 }
 
-static const dg__ukernel k_f32 = {MR, 32, 0, uk_f32, "avx512-14x32-f32"};
-static const dg__ukernel k_bf16 = {MR, 32, 1, uk_bf16, "avx512bf16-14x32-bf16"};
+
+/* ---- Packing ------------------------------------------------------------- */
+
+/* Up to 16 values of row p (dtype t) from element off, as f32 (zero past n). */
+static inline __m512 load16(const void *p, dg_dtype t, int64_t off, int n) {
+  __mmask16 m = (__mmask16)(n >= 16 ? 0xffff : (1u << n) - 1);
+  switch (t) {
+    case DG_DTYPE_F16:
+      return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const uint16_t *)p + off));
+    case DG_DTYPE_BF16:
+      return _mm512_castsi512_ps(
+          _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, (const uint16_t *)p + off)), 16));
+    default: return _mm512_maskz_loadu_ps(m, (const float *)p + off);
+  }
+}
+
+/* In-register 16 x 16 transpose: v[r][c] -> v[c][r]. */
+static inline void transpose16(__m512 v[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(v[i], v[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(v[i], v[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {
+    v[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
+    v[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xee);
+    v[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    v[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xee);
+  }
+  for (int i = 0; i < 4; i++) {
+    t[i] = _mm512_shuffle_f32x4(v[i], v[i + 4], 0x88);
+    t[i + 4] = _mm512_shuffle_f32x4(v[i], v[i + 4], 0xdd);
+    t[i + 8] = _mm512_shuffle_f32x4(v[i + 8], v[i + 12], 0x88);
+    t[i + 12] = _mm512_shuffle_f32x4(v[i + 8], v[i + 12], 0xdd);
+  }
+  for (int i = 0; i < 4; i++) {
+    v[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+    v[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
+    v[i + 4] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0x88);
+    v[i + 12] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0xdd);
+  }
+}
+
+/* words [2c] = a[c], [2c+1] = b[c] as bf16 (round to nearest even) */
+static inline __m512i pair_bf16(__m512 a, __m512 b) {
+  const __m512i perm = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22,
+                                        6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+  return _mm512_permutexvar_epi16(perm, (__m512i)_mm512_cvtne2ps_pbh(b, a));
+}
+
+/* IK operand (element (i, k) at data[i * ld + k]) into a panel of width R:
+ * 16 rows x 16 k at a time, transposed in registers. */
+void dg__pack_ik_avx512(const dg__opnd *o, int R, int bf16, int64_t i0, int64_t rows, int64_t k0, int64_t kc,
+                        int64_t kpad, void *dst) {
+  const __m512 sc = _mm512_set1_ps(o->scale);
+  for (int g = 0; g < R; g += 16) {
+    int gw = R - g < 16 ? R - g : 16;                       /* panel columns in this group */
+    int gr = rows - g < gw ? (int)(rows - g) : gw;          /* valid rows in this group */
+    if (gr < 0) gr = 0;
+    for (int64_t kb = 0; kb < kpad; kb += 16) {
+      int kn = kc - kb < 16 ? (int)(kc - kb) : 16; /* valid k (may be <= 0 on the pad step) */
+      if (kn < 0) kn = 0;
+      __m512 v[16];
+      for (int r = 0; r < 16; r++) {
+        v[r] = r < gr && kn > 0 ? load16(o->data, o->dtype, (i0 + g + r) * o->ld + k0 + kb, kn)
+                                : _mm512_setzero_ps();
+        if (o->scale != 1.0f) v[r] = _mm512_mul_ps(v[r], sc);
+      }
+      transpose16(v); /* v[kk] = rows g.. at k = kb + kk */
+      int kend = kpad - kb < 16 ? (int)(kpad - kb) : 16;
+      if (!bf16) {
+        __mmask16 m = (__mmask16)((1u << gw) - 1);
+        float *d = (float *)dst + kb * R + g;
+        for (int kk = 0; kk < kend; kk++) _mm512_mask_storeu_ps(d + kk * R, m, v[kk]);
+      } else {
+        __mmask32 m = (__mmask32)(gw == 16 ? 0xffffffffu : (1u << (2 * gw)) - 1);
+        uint16_t *d = (uint16_t *)dst + kb * R + 2 * g; /* pair kb/2 starts at (kb/2)*2R */
+        for (int kk = 0; kk < kend; kk += 2)
+          _mm512_mask_storeu_epi16(d + kk * R, m, pair_bf16(v[kk], v[kk + 1]));
+      }
+    }
+  }
+}
+
+/* Two f32 rows of R values -> bf16 pairs d[2c] = r0[c], d[2c+1] = r1[c]. */
+void dg__cvt_pairs_avx512(const float *r0, const float *r1, int R, uint16_t *d) {
+  int c = 0;
+  for (; c + 16 <= R; c += 16)
+    _mm512_storeu_si512(d + 2 * c, pair_bf16(_mm512_loadu_ps(r0 + c), _mm512_loadu_ps(r1 + c)));
+  if (c < R) {
+    __mmask16 m = (__mmask16)((1u << (R - c)) - 1);
+    __mmask32 m2 = (__mmask32)((1ull << (2 * (R - c))) - 1);
+    _mm512_mask_storeu_epi16(d + 2 * c, m2, pair_bf16(_mm512_maskz_loadu_ps(m, r0 + c), _mm512_maskz_loadu_ps(m, r1 + c)));
+  }
+}
+
+static const dg__ukernel k_f32 = {MR, 32, 0, 1, uk_f32, dg__pack_ik_avx512, dg__cvt_pairs_avx512,
+                                  NULL, NULL, NULL, "avx512-14x32-f32"};
+static const dg__ukernel k_bf16 = {MR, 32, 1, 2, uk_bf16, dg__pack_ik_avx512, dg__cvt_pairs_avx512,
+                                   NULL, NULL, NULL, "avx512bf16-14x32-bf16"};
 
 const dg__ukernel *dg__ukernel_avx512(void) { return &k_f32; }
 const dg__ukernel *dg__ukernel_avx512_bf16(void) { return &k_bf16; }

@@ -1,0 +1,159 @@
+/* AMX-BF16 GEMM micro-kernel (Sapphire Rapids and later): C tile 32 x 32 as
+ * four 16 x 16 f32 tile registers, A as two 16-row x 32-k bf16 tiles, B as two
+ * 16-pair x 16-column bf16 tiles (the same pair layout as the vdpbf16ps
+ * kernel).  A panels are row-major bf16 (a[r * kpad + k]), so weights stored
+ * (Co, K) or activations (M, K) are only converted, never transposed.
+ *
+ * Linux hands out the AMX tile state only on request (arch_prctl
+ * ARCH_REQ_XCOMP_PERM); dg__ukernel_amx_bf16() makes that request once and
+ * returns NULL if the CPU or the OS says no.  DG_AMX=0 in the environment
+ * turns the kernel off (the vdpbf16ps kernel is used instead). */
+#include <cpuid.h>
+#include <immintrin.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "tensor/gemm.h"
+
+#define AMX_ATTR __attribute__((target("amx-tile,amx-bf16")))
+
+void dg__pack_ik_avx512(const dg__opnd *o, int R, int bf16, int64_t i0, int64_t rows, int64_t k0, int64_t kc,
+                        int64_t kpad, void *dst);
+void dg__cvt_pairs_avx512(const float *r0, const float *r1, int R, uint16_t *d);
+
+typedef struct tile_cfg {
+  uint8_t palette, start_row;
+  uint8_t reserved[14];
+  uint16_t colsb[16];
+  uint8_t rows[16];
+} tile_cfg;
+
+static _Alignas(64) tile_cfg g_cfg;
+
+AMX_ATTR static void amx_begin(void) { _tile_loadconfig(&g_cfg); }
+AMX_ATTR static void amx_end(void) { _tile_release(); }
+
+/* kc: k pairs, a multiple of 16.  tmm0..3 = C, tmm4/5 = A rows 0-15 / 16-31,
+ * tmm6/7 = B columns 0-15 / 16-31. */
+AMX_ATTR static void uk_amx(int64_t kc, const void *av, const void *bv, float *c, int64_t ldc, int acc,
+                            const float *row_bias, const float *col_bias) {
+  const uint16_t *a = av, *b = bv;
+  int64_t kpad = 2 * kc, astride = kpad * 2, cstride = ldc * 4;
+  if (acc) {
+    _tile_loadd(0, c, cstride);
+    _tile_loadd(1, c + 16, cstride);
+    _tile_loadd(2, c + 16 * ldc, cstride);
+    _tile_loadd(3, c + 16 * ldc + 16, cstride);
+  } else {
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+  }
+  for (int64_t p = 0; p < kc; p += 16) {
+    _tile_loadd(4, a + 2 * p, astride);
+    _tile_loadd(5, a + 16 * kpad + 2 * p, astride);
+    _tile_loadd(6, b + p * 64, 128);
+    _tile_loadd(7, b + p * 64 + 32, 128);
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(1, 4, 7);
+    _tile_dpbf16ps(2, 5, 6);
+    _tile_dpbf16ps(3, 5, 7);
+  }
+  _tile_stored(0, c, cstride);
+  _tile_stored(1, c + 16, cstride);
+  _tile_stored(2, c + 16 * ldc, cstride);
+  _tile_stored(3, c + 16 * ldc + 16, cstride);
+  if (!acc && (row_bias || col_bias)) {
+    __m512 cb0 = col_bias ? _mm512_loadu_ps(col_bias) : _mm512_setzero_ps();
+    __m512 cb1 = col_bias ? _mm512_loadu_ps(col_bias + 16) : _mm512_setzero_ps();
+    for (int r = 0; r < 32; r++) {
+      float *cr = c + r * ldc;
+      __m512 rb = _mm512_set1_ps(row_bias ? row_bias[r] : 0.0f);
+      _mm512_storeu_ps(cr, _mm512_add_ps(_mm512_loadu_ps(cr), _mm512_add_ps(cb0, rb)));
+      _mm512_storeu_ps(cr + 16, _mm512_add_ps(_mm512_loadu_ps(cr + 16), _mm512_add_ps(cb1, rb)));
+    }
+  }
+}
+
+/* Up to 16 values from element off of p (dtype t) as f32, zero past n. */
+static inline __m512 load16(const void *p, dg_dtype t, int64_t off, int n) {
+  __mmask16 m = (__mmask16)(n >= 16 ? 0xffff : n <= 0 ? 0 : (1u << n) - 1);
+  switch (t) {
+    case DG_DTYPE_F16: return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const uint16_t *)p + off));
+    case DG_DTYPE_BF16:
+      return _mm512_castsi512_ps(
+          _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, (const uint16_t *)p + off)), 16));
+    default: return _mm512_maskz_loadu_ps(m, (const float *)p + off);
+  }
+}
+
+static float elem(const dg__opnd *o, int64_t i, int64_t k) {
+  int64_t off = o->kind == DG__OPND_KI ? k * o->ld + i : i * o->ld + k;
+  switch (o->dtype) {
+    case DG_DTYPE_F16: return dg_f16_to_f32(((const uint16_t *)o->data)[off]);
+    case DG_DTYPE_BF16: return dg_bf16_to_f32(((const uint16_t *)o->data)[off]);
+    default: return ((const float *)o->data)[off];
+  }
+}
+
+/* A panel, row-major bf16: d[r * kpad + k] = A(i0 + r, k0 + k); zero padding.
+ * IK and KI operands (A is never an im2col operand). */
+static void pack_a_rowmajor(const dg__opnd *o, int R, int64_t i0, int64_t rows, int64_t k0, int64_t kc,
+                            int64_t kpad, void *dst) {
+  const __m512 sc = _mm512_set1_ps(o->scale);
+  for (int r = 0; r < R; r++) {
+    uint16_t *d = (uint16_t *)dst + r * kpad;
+    int64_t k = 0;
+    if (r < rows && o->kind == DG__OPND_IK) {
+      int64_t off = (i0 + r) * o->ld + k0;
+      for (; k + 32 <= kc; k += 32) {
+        __m512 lo = load16(o->data, o->dtype, off + k, 16), hi = load16(o->data, o->dtype, off + k + 16, 16);
+        if (o->scale != 1.0f) lo = _mm512_mul_ps(lo, sc), hi = _mm512_mul_ps(hi, sc);
+        _mm512_storeu_si512(d + k, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+      }
+      if (k < kc) {
+        int n = (int)(kc - k);
+        __m512 lo = load16(o->data, o->dtype, off + k, n), hi = load16(o->data, o->dtype, off + k + 16, n - 16);
+        if (o->scale != 1.0f) lo = _mm512_mul_ps(lo, sc), hi = _mm512_mul_ps(hi, sc);
+        _mm512_mask_storeu_epi16(d + k, (__mmask32)((1ull << n) - 1), (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+        k = kc;
+      }
+    } else if (r < rows) {
+      for (; k < kc; k++) d[k] = dg__bf16_rne(elem(o, i0 + r, k0 + k) * o->scale);
+    }
+    memset(d + k, 0, (size_t)(kpad - k) * sizeof *d);
+  }
+}
+
+static const dg__ukernel k_amx = {32, 32, 1, 32, uk_amx, dg__pack_ik_avx512, dg__cvt_pairs_avx512,
+                                  pack_a_rowmajor, amx_begin, amx_end, "amx-32x32-bf16"};
+
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+static int g_ok;
+
+static void amx_init(void) {
+  const char *env = getenv("DG_AMX");
+  if (env && env[0] == '0') return;
+  unsigned a, b, c, d;
+  if (__get_cpuid_max(0, NULL) < 7) return;
+  __cpuid_count(7, 0, a, b, c, d);
+  if (!((d >> 22) & 1) || !((d >> 24) & 1)) return; /* AMX-BF16, AMX-TILE */
+  /* ask the kernel for the tile data state (ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) */
+  if (syscall(SYS_arch_prctl, 0x1023, 18) != 0) return;
+  memset(&g_cfg, 0, sizeof g_cfg);
+  g_cfg.palette = 1;
+  for (int i = 0; i < 8; i++) {
+    g_cfg.colsb[i] = 64;
+    g_cfg.rows[i] = 16;
+  }
+  g_ok = 1;
+}
+
+const dg__ukernel *dg__ukernel_amx_bf16(void) {
+  pthread_once(&g_once, amx_init);
+  return g_ok ? &k_amx : NULL;
+}
