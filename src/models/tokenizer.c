@@ -18,6 +18,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <limits.h>
 #include <locale.h>
 #include <pcre2.h>
 #include <stdarg.h>
@@ -543,6 +544,11 @@ const char *dg_tokenizer_token(const dg_tokenizer *t, int64_t id) {
 
 /* ---- encoding ------------------------------------------------------------ */
 
+typedef struct tk_scratch {
+  int32_t sym[DG_TOKENIZER_MAX_WORD], rank[DG_TOKENIZER_MAX_WORD];
+  unsigned char fresh[DG_TOKENIZER_MAX_WORD];
+} tk_scratch;
+
 typedef struct tk_out {
   int64_t *ids;
   size_t cap, n;
@@ -553,33 +559,49 @@ static void tk_emit(tk_out *o, int64_t id) {
   o->n++;
 }
 
-/* BPE of one word (raw bytes); sym is scratch space for len ids. */
-static void tk_bpe_word(const dg_tokenizer *t, const unsigned char *w, size_t len, int32_t *sym,
+static int32_t tk_rank(const dg_tokenizer *t, int32_t a, int32_t b) {
+  const tk_pair *p = tk_pair_find(t, a, b);
+  return p ? p->rank : INT32_MAX;
+}
+
+/* BPE of one word (raw bytes, len <= DG_TOKENIZER_MAX_WORD).
+ * rank[i] caches the merge rank of the pair (sym[i], sym[i+1]) and is only
+ * looked up again next to symbols a merge created, so a step costs one scan
+ * of an int array instead of n hash lookups. */
+static void tk_bpe_word(const dg_tokenizer *t, const unsigned char *w, size_t len, tk_scratch *sc,
                         tk_out *o) {
+  int32_t *sym = sc->sym, *rank = sc->rank;
+  unsigned char *fresh = sc->fresh;
   size_t n = len;
   for (size_t i = 0; i < n; i++) sym[i] = i + 1 < n ? t->byte_id[w[i]] : t->byte_end_id[w[i]];
+  for (size_t i = 0; i + 1 < n; i++) rank[i] = tk_rank(t, sym[i], sym[i + 1]);
   while (n > 1) {
-    int32_t best = -1, first = -1, second = -1, merged = -1;
-    for (size_t i = 0; i + 1 < n; i++) {
-      const tk_pair *p = tk_pair_find(t, sym[i], sym[i + 1]);
-      if (p && (best < 0 || p->rank < best)) {
-        best = p->rank;
-        first = sym[i];
-        second = sym[i + 1];
-        merged = p->merged;
-      }
-    }
-    if (best < 0) break;
+    size_t bi = 0;
+    for (size_t i = 1; i + 1 < n; i++)
+      if (rank[i] < rank[bi]) bi = i;
+    if (rank[bi] == INT32_MAX) break;
+    const int32_t first = sym[bi], second = sym[bi + 1];
+    const int32_t merged = tk_pair_find(t, first, second)->merged;
+    /* Merge every occurrence left to right (as HF does, by value), keeping
+     * the cached rank of untouched pairs: rank[k] <- rank[i] is safe in place
+     * because k <= i. */
     size_t k = 0;
     for (size_t i = 0; i < n;) {
       if (i + 1 < n && sym[i] == first && sym[i + 1] == second) {
-        sym[k++] = merged;
+        sym[k] = merged;
+        fresh[k] = 1;
         i += 2;
       } else {
-        sym[k++] = sym[i++];
+        sym[k] = sym[i];
+        fresh[k] = 0;
+        rank[k] = i + 1 < n ? rank[i] : INT32_MAX; /* pair (i, i+1), valid if both kept */
+        i++;
       }
+      k++;
     }
     n = k;
+    for (size_t i = 0; i + 1 < n; i++)
+      if (fresh[i] || fresh[i + 1]) rank[i] = tk_rank(t, sym[i], sym[i + 1]);
   }
   for (size_t i = 0; i < n; i++) tk_emit(o, sym[i] >= 0 ? sym[i] : t->eos); /* unk = eos */
 }
@@ -593,7 +615,7 @@ static dg_status tk_run(const dg_tokenizer *t, const char *text, tk_out *o) {
   uint32_t *cps = malloc((len + 1) * sizeof *cps);
   uint32_t *low = malloc((2 * len + 1) * sizeof *low);
   char *utf = malloc(8 * len + 1);
-  int32_t *sym = malloc((DG_TOKENIZER_MAX_WORD + 1) * sizeof *sym);
+  tk_scratch *sym = malloc(sizeof *sym);
   pcre2_match_data *md = pcre2_match_data_create_from_pattern(t->re, NULL);
   if (!cps || !low || !utf || !sym || !md) {
     rc = DG_STATUS_ERR_NOMEM;

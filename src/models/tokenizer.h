@@ -26,8 +26,8 @@
 #include "base/status.h"
 
 #define DG_TOKENIZER_CONTEXT 77                 /* ids per encoded prompt */
-#define DG_TOKENIZER_MAX_TEXT (1024 * 1024)     /* bytes of input text */
-#define DG_TOKENIZER_MAX_WORD 1024              /* bytes of one word before BPE */
+#define DG_TOKENIZER_MAX_TEXT (256 * 1024)      /* bytes of input text */
+#define DG_TOKENIZER_MAX_WORD 256               /* bytes of one word before BPE */
 
 typedef struct dg_tokenizer dg_tokenizer;
 
