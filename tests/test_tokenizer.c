@@ -136,6 +136,33 @@ static void test_hostile(dg_tokenizer *tok) {
   free(huge);
 }
 
+/* The fast BPE equals the reference loop on random word soups. */
+static void test_ref_bpe(const dg_tokenizer *tok) {
+  static const char *const alpha[] = {"a", "b", "e", "r", "s", "t", "in", "er", "the", "ing", "\xc3\xa9",
+                                      "\xc3\x9f", "\xd0\xb6", "\xf0\x9f\x98\x80", "1", " ", "'", "-",
+                                      "\xe3\x81\xae", "o", "n", "l"};
+  static char s[1200];
+  static int64_t a[4096], b[4096];
+  uint32_t x = 7;
+  int same = 1;
+  for (int round = 0; round < 500; round++) {
+    size_t len = 0, want = 1 + x % 1000;
+    while (len < want) {
+      x = x * 1103515245u + 12345u;
+      const char *p = alpha[(x >> 16) % (sizeof alpha / sizeof alpha[0])];
+      size_t l = strlen(p);
+      memcpy(s + len, p, l);
+      len += l;
+    }
+    s[len] = 0;
+    size_t na = 0, nb = 0;
+    CHECK(dg_tokenizer_bpe(tok, s, a, 4096, &na) == DG_STATUS_OK);
+    CHECK(dg__tokenizer_bpe_ref(tok, s, b, 4096, &nb) == DG_STATUS_OK);
+    same &= na == nb && na <= 4096 && memcmp(a, b, na * sizeof a[0]) == 0;
+  }
+  CHECK(same);
+}
+
 /* encode is const and thread-safe: 4 threads agree with the single-threaded ids. */
 typedef struct thr_arg {
   const dg_tokenizer *tok;
@@ -257,6 +284,7 @@ int main(void) {
     test_api(tok);
     test_hostile(tok);
     test_threads(tok);
+    test_ref_bpe(tok);
     dg_tokenizer_close(tok);
   }
   test_malformed();

@@ -606,8 +606,41 @@ static void tk_bpe_word(const dg_tokenizer *t, const unsigned char *w, size_t le
   for (size_t i = 0; i < n; i++) tk_emit(o, sym[i] >= 0 ? sym[i] : t->eos); /* unk = eos */
 }
 
+/* Reference BPE (plain, obviously HF's loop): find the lowest-rank adjacent
+ * pair by looking every pair up, merge all its occurrences, repeat. */
+static void tk_bpe_word_ref(const dg_tokenizer *t, const unsigned char *w, size_t len,
+                            tk_scratch *sc, tk_out *o) {
+  int32_t *sym = sc->sym;
+  size_t n = len;
+  for (size_t i = 0; i < n; i++) sym[i] = i + 1 < n ? t->byte_id[w[i]] : t->byte_end_id[w[i]];
+  while (n > 1) {
+    int32_t best = INT32_MAX, first = -1, second = -1, merged = -1;
+    for (size_t i = 0; i + 1 < n; i++) {
+      const tk_pair *p = tk_pair_find(t, sym[i], sym[i + 1]);
+      if (p && p->rank < best) {
+        best = p->rank;
+        first = sym[i];
+        second = sym[i + 1];
+        merged = p->merged;
+      }
+    }
+    if (best == INT32_MAX) break;
+    size_t k = 0;
+    for (size_t i = 0; i < n;) {
+      if (i + 1 < n && sym[i] == first && sym[i + 1] == second) {
+        sym[k++] = merged;
+        i += 2;
+      } else {
+        sym[k++] = sym[i++];
+      }
+    }
+    n = k;
+  }
+  for (size_t i = 0; i < n; i++) tk_emit(o, sym[i] >= 0 ? sym[i] : t->eos);
+}
+
 /* Whole pipeline: text -> BPE ids into o. */
-static dg_status tk_run(const dg_tokenizer *t, const char *text, tk_out *o) {
+static dg_status tk_run(const dg_tokenizer *t, const char *text, tk_out *o, int ref) {
   if (!t || !text) return DG_STATUS_ERR_INVALID;
   size_t len = strlen(text);
   if (len > DG_TOKENIZER_MAX_TEXT) return DG_STATUS_ERR_LIMIT;
@@ -685,7 +718,10 @@ static dg_status tk_run(const dg_tokenizer *t, const char *text, tk_out *o) {
         piece = DG_TOKENIZER_MAX_WORD;
         while (piece > 1 && ((unsigned char)tok[piece] & 0xC0) == 0x80) piece--;
       }
-      tk_bpe_word(t, (const unsigned char *)tok, piece, sym, o);
+      if (ref)
+        tk_bpe_word_ref(t, (const unsigned char *)tok, piece, sym, o);
+      else
+        tk_bpe_word(t, (const unsigned char *)tok, piece, sym, o);
       tok += piece;
       tl -= piece;
     }
@@ -702,7 +738,15 @@ done:
 dg_status dg_tokenizer_bpe(const dg_tokenizer *t, const char *text, int64_t *ids, size_t cap,
                            size_t *n) {
   tk_out o = {ids, ids ? cap : 0, 0};
-  dg_status rc = tk_run(t, text, &o);
+  dg_status rc = tk_run(t, text, &o, 0);
+  if (n) *n = o.n;
+  return rc;
+}
+
+dg_status dg__tokenizer_bpe_ref(const dg_tokenizer *t, const char *text, int64_t *ids, size_t cap,
+                                size_t *n) {
+  tk_out o = {ids, ids ? cap : 0, 0};
+  dg_status rc = tk_run(t, text, &o, 1);
   if (n) *n = o.n;
   return rc;
 }
@@ -712,7 +756,7 @@ dg_status dg_tokenizer_encode_n(const dg_tokenizer *t, const char *text,
   if (!t || !ids) return DG_STATUS_ERR_INVALID;
   int64_t bpe[DG_TOKENIZER_CONTEXT - 2];
   tk_out o = {bpe, DG_TOKENIZER_CONTEXT - 2, 0};
-  dg_status rc = tk_run(t, text, &o);
+  dg_status rc = tk_run(t, text, &o, 0);
   if (n_bpe) *n_bpe = o.n;
   if (rc) return rc;
   size_t k = 0, m = o.n < DG_TOKENIZER_CONTEXT - 2 ? o.n : DG_TOKENIZER_CONTEXT - 2;

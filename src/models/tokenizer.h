@@ -55,6 +55,10 @@ dg_status dg_tokenizer_encode_n(const dg_tokenizer *tok, const char *text,
 dg_status dg_tokenizer_bpe(const dg_tokenizer *tok, const char *text, int64_t *ids, size_t cap,
                            size_t *n);
 
+/* Internal, for tests: the same with the plain reference BPE loop. */
+dg_status dg__tokenizer_bpe_ref(const dg_tokenizer *tok, const char *text, int64_t *ids,
+                                size_t cap, size_t *n);
+
 int64_t dg_tokenizer_bos(const dg_tokenizer *tok);
 int64_t dg_tokenizer_eos(const dg_tokenizer *tok);
 int64_t dg_tokenizer_pad(const dg_tokenizer *tok);
