@@ -34,8 +34,8 @@ static void ukernel_generic_f32(int64_t kc, const void *av, const void *bv, floa
   }
 }
 
-static const dg__ukernel k_generic = {GEN_MR, GEN_NR, 0, 1, ukernel_generic_f32, NULL, NULL, NULL,
-                                     NULL, NULL, "generic-4x16-f32"};
+static const dg__ukernel k_generic = {
+    .mr = GEN_MR, .nr = GEN_NR, .bf16 = 0, .kalign = 1, .fn = ukernel_generic_f32, .name = "generic-4x16-f32"};
 
 const dg__ukernel *dg__ukernel_generic(void) { return &k_generic; }
 
@@ -110,10 +110,19 @@ static int im2col_segments(const dg__conv_geom *g, int64_t i0, int64_t rows, seg
   return ns;
 }
 
-static void im2col_row(const dg__opnd *o, const seg *s, int ns, int64_t k, float *row) {
+static void run_c(const float *xr, int64_t sx0, int64_t w, int len, float *d) {
+  int64_t lo = sx0 < 0 ? -sx0 : 0, hi = w - sx0;
+  if (hi > len) hi = len;
+  if (hi < lo) hi = lo;
+  for (int64_t t = 0; t < lo; t++) d[t] = 0.0f;
+  for (int64_t t = lo; t < hi; t++) d[t] = xr[sx0 + t];
+  for (int64_t t = hi; t < len; t++) d[t] = 0.0f;
+}
+
+/* Row k = (ci, dy, dx) of an im2col panel. */
+static void im2col_row(const dg__ukernel *uk, const dg__opnd *o, const seg *s, int ns, int64_t ci, int64_t dy,
+                       int64_t dx, float *row) {
   const dg__conv_geom *g = o->conv;
-  int64_t khw = (int64_t)g->kh * g->kw;
-  int64_t ci = k / khw, rem = k % khw, dy = rem / g->kw, dx = rem % g->kw;
   const float *x = o->data;
   int st = g->stride;
   for (int q = 0; q < ns; q++) {
@@ -127,12 +136,7 @@ static void im2col_row(const dg__opnd *o, const seg *s, int ns, int64_t k, float
     const float *xr = x + ((s[q].n * g->ci + ci) * g->h + sy) * g->w;
     int64_t sx0 = s[q].ox * st + dx - g->pad;
     if (st == 1) {
-      int64_t lo = sx0 < 0 ? -sx0 : 0, hi = g->w - sx0;
-      if (hi > len) hi = len;
-      if (hi < lo) hi = lo;
-      for (int64_t t = 0; t < lo; t++) d[t] = 0.0f;
-      for (int64_t t = lo; t < hi; t++) d[t] = xr[sx0 + t];
-      for (int64_t t = hi; t < len; t++) d[t] = 0.0f;
+      (uk->im2col_run ? uk->im2col_run : run_c)(xr, sx0, g->w, len, d);
     } else {
       for (int t = 0; t < len; t++) {
         int64_t sx = sx0 + (int64_t)t * st;
@@ -182,7 +186,14 @@ void dg__pack_panel(const dg__ukernel *uk, const dg__opnd *o, int is_a, int R, i
   }
   seg sg[64];
   int ns = 0;
-  if (o->kind == DG__OPND_IM2COL) ns = im2col_segments(o->conv, i0, rows, sg);
+  int64_t ci = 0, dy = 0, dx = 0; /* im2col: k0 + k = (ci, dy, dx), stepped along */
+  if (o->kind == DG__OPND_IM2COL) {
+    const dg__conv_geom *g = o->conv;
+    ns = im2col_segments(g, i0, rows, sg);
+    ci = k0 / ((int64_t)g->kh * g->kw);
+    dy = k0 % ((int64_t)g->kh * g->kw) / g->kw;
+    dx = k0 % g->kw;
+  }
   float tmp[2][64];
   for (int64_t k = 0; k < kpad; k++) {
     float *row = bf16 ? tmp[k & 1] : (float *)dst + k * R;
@@ -196,9 +207,13 @@ void dg__pack_panel(const dg__ukernel *uk, const dg__opnd *o, int is_a, int R, i
           break;
         case DG__OPND_KI: load_run(row, o->data, o->dtype, (k0 + k) * o->ld + i0, rows, o->scale); break;
         case DG__OPND_IM2COL:
-          im2col_row(o, sg, ns, k0 + k, row);
+          im2col_row(uk, o, sg, ns, ci, dy, dx, row);
           if (o->scale != 1.0f)
             for (int64_t r = 0; r < rows; r++) row[r] *= o->scale;
+          if (++dx == o->conv->kw) {
+            dx = 0;
+            if (++dy == o->conv->kh) dy = 0, ci++;
+          }
           break;
       }
       for (int64_t r = rows; r < R; r++) row[r] = 0.0f;

@@ -51,6 +51,8 @@ typedef struct dg__ukernel {
    * packed by this (IK operands only); NULL for the pair layout. */
   void (*pack_a_rowmajor)(const struct dg__opnd *o, int R, int64_t i0, int64_t rows, int64_t k0,
                           int64_t kc, int64_t kpad, void *dst);
+  /* Stride-1 im2col run: d[t] = (0 <= sx0 + t < w) ? xr[sx0 + t] : 0 for t < len (NULL: C). */
+  void (*im2col_run)(const float *xr, int64_t sx0, int64_t w, int len, float *d);
   /* Called by each thread before / after its share of a GEMM (AMX tile config), or NULL. */
   void (*thread_begin)(void);
   void (*thread_end)(void);

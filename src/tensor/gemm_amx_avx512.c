@@ -23,6 +23,7 @@
 void dg__pack_ik_avx512(const dg__opnd *o, int R, int bf16, int64_t i0, int64_t rows, int64_t k0, int64_t kc,
                         int64_t kpad, void *dst);
 void dg__cvt_pairs_avx512(const float *r0, const float *r1, int R, uint16_t *d);
+void dg__im2col_run_avx512(const float *xr, int64_t sx0, int64_t w, int len, float *d);
 
 typedef struct tile_cfg {
   uint8_t palette, start_row;
@@ -129,8 +130,10 @@ static void pack_a_rowmajor(const dg__opnd *o, int R, int64_t i0, int64_t rows, 
   }
 }
 
-static const dg__ukernel k_amx = {32, 32, 1, 32, uk_amx, dg__pack_ik_avx512, dg__cvt_pairs_avx512,
-                                  pack_a_rowmajor, amx_begin, amx_end, "amx-32x32-bf16"};
+static const dg__ukernel k_amx = {.mr = 32, .nr = 32, .bf16 = 1, .kalign = 32, .fn = uk_amx,
+                                  .pack_ik = dg__pack_ik_avx512, .cvt_pairs = dg__cvt_pairs_avx512,
+                                  .pack_a_rowmajor = pack_a_rowmajor, .im2col_run = dg__im2col_run_avx512,
+                                  .thread_begin = amx_begin, .thread_end = amx_end, .name = "amx-32x32-bf16"};
 
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static int g_ok;

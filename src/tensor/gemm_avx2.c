@@ -45,6 +45,6 @@ static void uk_f32(int64_t kc, const void *av, const void *bv, float *c, int64_t
   }
 }
 
-static const dg__ukernel k_f32 = {MR, 16, 0, 1, uk_f32, NULL, NULL, NULL, NULL, NULL, "avx2-6x16-f32"};
+static const dg__ukernel k_f32 = {.mr = MR, .nr = 16, .bf16 = 0, .kalign = 1, .fn = uk_f32, .name = "avx2-6x16-f32"};
 
 const dg__ukernel *dg__ukernel_avx2(void) { return &k_f32; }

@@ -173,10 +173,26 @@ void dg__cvt_pairs_avx512(const float *r0, const float *r1, int R, uint16_t *d) 
   }
 }
 
-static const dg__ukernel k_f32 = {MR, 32, 0, 1, uk_f32, dg__pack_ik_avx512, dg__cvt_pairs_avx512,
-                                  NULL, NULL, NULL, "avx512-14x32-f32"};
-static const dg__ukernel k_bf16 = {MR, 32, 1, 2, uk_bf16, dg__pack_ik_avx512, dg__cvt_pairs_avx512,
-                                   NULL, NULL, NULL, "avx512bf16-14x32-bf16"};
+/* Stride-1 im2col run with masked loads (lanes outside [0, w) read nothing). */
+void dg__im2col_run_avx512(const float *xr, int64_t sx0, int64_t w, int len, float *d) {
+  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  for (int t = 0; t < len; t += 16) {
+    __m512i sx = _mm512_add_epi32(lane, _mm512_set1_epi32((int)(sx0 + t)));
+    __mmask16 m = _mm512_cmp_epi32_mask(sx, _mm512_setzero_si512(), _MM_CMPINT_NLT) &
+                  _mm512_cmp_epi32_mask(sx, _mm512_set1_epi32((int)w), _MM_CMPINT_LT);
+    __mmask16 keep = (__mmask16)(len - t >= 16 ? 0xffff : (1u << (len - t)) - 1);
+    /* address arithmetic in integers: the masked-off lanes may lie outside the row */
+    const float *src = (const float *)((uintptr_t)xr + (uintptr_t)((sx0 + t) * (int64_t)sizeof(float)));
+    _mm512_mask_storeu_ps(d + t, keep, _mm512_maskz_loadu_ps(m & keep, src));
+  }
+}
+
+static const dg__ukernel k_f32 = {.mr = MR, .nr = 32, .bf16 = 0, .kalign = 1, .fn = uk_f32,
+                                  .pack_ik = dg__pack_ik_avx512, .cvt_pairs = dg__cvt_pairs_avx512,
+                                  .im2col_run = dg__im2col_run_avx512, .name = "avx512-14x32-f32"};
+static const dg__ukernel k_bf16 = {.mr = MR, .nr = 32, .bf16 = 1, .kalign = 2, .fn = uk_bf16,
+                                   .pack_ik = dg__pack_ik_avx512, .cvt_pairs = dg__cvt_pairs_avx512,
+                                   .im2col_run = dg__im2col_run_avx512, .name = "avx512bf16-14x32-bf16"};
 
 const dg__ukernel *dg__ukernel_avx512(void) { return &k_f32; }
 const dg__ukernel *dg__ukernel_avx512_bf16(void) { return &k_bf16; }
