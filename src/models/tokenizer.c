@@ -581,7 +581,9 @@ static void tk_bpe_word(const dg_tokenizer *t, const unsigned char *w, size_t le
       if (rank[i] < rank[bi]) bi = i;
     if (rank[bi] == INT32_MAX) break;
     const int32_t first = sym[bi], second = sym[bi + 1];
-    const int32_t merged = tk_pair_find(t, first, second)->merged;
+    const tk_pair *bp = tk_pair_find(t, first, second);
+    if (!bp) break; /* cannot happen: rank[] only holds ranks of known pairs */
+    const int32_t merged = bp->merged;
     /* Merge every occurrence left to right (as HF does, by value), keeping
      * the cached rank of untouched pairs: rank[k] <- rank[i] is safe in place
      * because k <= i. */
