@@ -242,6 +242,15 @@ int main(void) {
   CHECK(dg_client_output_path("abcdefgh", "x", 0, 1, "png", small, sizeof small) == DG_STATUS_ERR_LIMIT);
   CHECK(dg_client_output_path("abcd", "x", 0, 1, "png", small, sizeof small) == DG_STATUS_OK);
 
+  /* extra headers */
+  dg_client *hc = dg_client_new("http://h:1", NULL);
+  CHECK(dg_client_add_header(hc, "Idempotency-Key: abc") == DG_STATUS_OK);
+  CHECK(dg_client_add_header(hc, "no colon") == DG_STATUS_ERR_INVALID);
+  CHECK(dg_client_add_header(hc, ": empty name") == DG_STATUS_ERR_INVALID);
+  CHECK(dg_client_add_header(hc, "Bad Name: x") == DG_STATUS_ERR_INVALID);
+  CHECK(dg_client_add_header(hc, "X-A: b\r\nX-Injected: 1") == DG_STATUS_ERR_INVALID);
+  dg_client_free(hc);
+
   /* base URL normalisation and env defaults */
   dg_client *c = dg_client_new("http://h:1/v1/", "k");
   CHECK(c && strcmp(dg_client_base_url(c), "http://h:1") == 0);

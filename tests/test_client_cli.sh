@@ -81,6 +81,14 @@ run "$BIN" call --sync test-echo "$IMG" num_outputs=3 seed=1 -o "$tmp/s_{n}.{ext
 check "call --sync with 3 outputs exits 0 ($err)" test "$rc" = 0
 check "call --sync saved 3 files" is_png "$tmp/s_3.png"
 
+# --- Idempotency-Key: the same key gives back the same request
+run "$BIN" submit test-echo "$IMG" seed=3 --idempotency-key "cli-test-1"
+id1="$out"
+run "$BIN" submit test-echo "$IMG" seed=3 --idempotency-key "cli-test-1"
+check "same idempotency key, same request_id ($id1 / $out)" test -n "$id1" -a "$out" = "$id1"
+run "$BIN" submit test-echo "$IMG" seed=3 --header "Idempotency-Key: cli-test-2"
+check "another key (via --header), another request" test -n "$out" -a "$out" != "$id1"
+
 # --- FAILED -> 3
 run "$BIN" submit test-echo "$IMG" fail=true
 fid="$out"
@@ -137,6 +145,8 @@ run "$BIN" wait "$id" --timeout soon
 check "bad --timeout exits 1" test "$rc" = 1
 run "$BIN" status "$id" extra
 check "extra argument exits 1" test "$rc" = 1
+run "$BIN" status "$id" --header "no colon"
+check "malformed --header exits 1" test "$rc" = 1
 run "$BIN" call --help
 check "--help exits 0" test "$rc" = 0
 check "--help documents the exit codes" grep -q "3 the request FAILED" "$tmp/out"

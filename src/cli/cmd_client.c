@@ -35,6 +35,9 @@ static const char usage_text[] =
     "options:\n"
     "  --url URL        server (default $DAGUERRE_URL, else http://127.0.0.1:8080)\n"
     "  --key KEY        API key (default $DAGUERRE_API_KEY), sent as x-api-key\n"
+    "  --header 'N: V'  an extra HTTP header (repeatable)\n"
+    "  --idempotency-key K  submit/call: the same key within the retention returns the\n"
+    "                   same request instead of queueing a new one\n"
     "  --timeout S      wait/call deadline in seconds (default 600)\n"
     "  --interval S     polling interval in seconds (default 1)\n"
     "  -o PATTERN       output file(s): {id}, {n} (1-based) and {ext} are replaced; without\n"
@@ -51,6 +54,9 @@ typedef struct opts {
   double timeout, interval;
   int sync, have_out;
   const char *pos[2]; /* SLUG or ID */
+  const char *headers[16];
+  int nheaders;
+  char idem[256]; /* "Idempotency-Key: K" or empty */
   int npos, maxpos;
   json_t *params;     /* for submit/call: key=value arguments */
 } opts;
@@ -77,7 +83,8 @@ static int parse(int argc, char **argv, opts *o, int maxpos, int with_params) {
       return EXIT_OK;
     }
     int takes = strcmp(a, "--url") == 0 || strcmp(a, "--key") == 0 || strcmp(a, "-o") == 0 ||
-                strcmp(a, "--timeout") == 0 || strcmp(a, "--interval") == 0;
+                strcmp(a, "--timeout") == 0 || strcmp(a, "--interval") == 0 ||
+                strcmp(a, "--header") == 0 || strcmp(a, "--idempotency-key") == 0;
     if (takes && !val) {
       fprintf(stderr, "daguerre %s: %s needs a value\n", argv[0], a);
       return EXIT_USAGE;
@@ -87,6 +94,21 @@ static int parse(int argc, char **argv, opts *o, int maxpos, int with_params) {
       i++;
     } else if (strcmp(a, "--key") == 0) {
       o->key = val;
+      i++;
+    } else if (strcmp(a, "--header") == 0) {
+      const char *colon = strchr(val, ':');
+      if (!colon || colon == val || o->nheaders == (int)(sizeof o->headers / sizeof o->headers[0])) {
+        fprintf(stderr, "daguerre %s: bad or too many --header (expected 'Name: value')\n", argv[0]);
+        return EXIT_USAGE;
+      }
+      o->headers[o->nheaders++] = val;
+      i++;
+    } else if (strcmp(a, "--idempotency-key") == 0) {
+      if (!*val || strlen(val) > 200 || strpbrk(val, "\r\n")) {
+        fprintf(stderr, "daguerre %s: the idempotency key must be 1 to 200 characters\n", argv[0]);
+        return EXIT_USAGE;
+      }
+      snprintf(o->idem, sizeof o->idem, "Idempotency-Key: %s", val);
       i++;
     } else if (strcmp(a, "-o") == 0) {
       o->out = val;
@@ -176,7 +198,18 @@ static int transport_exit(dg_status st) {
 
 static dg_client *client_of(const opts *o) {
   dg_client *c = dg_client_new(o->url, o->key);
-  if (!c) fprintf(stderr, "daguerre: out of memory\n");
+  if (!c) {
+    fprintf(stderr, "daguerre: out of memory\n");
+    return NULL;
+  }
+  for (int i = 0; i <= o->nheaders; i++) {
+    const char *h = i < o->nheaders ? o->headers[i] : o->idem;
+    if (*h && dg_client_add_header(c, h) != DG_STATUS_OK) {
+      fprintf(stderr, "daguerre: invalid header '%s' (expected 'Name: value')\n", h);
+      dg_client_free(c);
+      return NULL;
+    }
+  }
   return c;
 }
 

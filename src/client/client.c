@@ -18,6 +18,7 @@ struct dg_client {
   char *key;   /* may be NULL */
   CURL *curl;
   double http_timeout_s;
+  struct curl_slist *extra; /* dg_client_add_header */
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -63,12 +64,24 @@ dg_client *dg_client_new(const char *base_url, const char *api_key) {
 void dg_client_free(dg_client *c) {
   if (!c) return;
   if (c->curl) curl_easy_cleanup(c->curl);
+  curl_slist_free_all(c->extra);
   free(c->base);
   free(c->key);
   free(c);
 }
 
 const char *dg_client_base_url(const dg_client *c) { return c->base; }
+
+dg_status dg_client_add_header(dg_client *c, const char *header) {
+  const char *colon = header ? strchr(header, ':') : NULL;
+  if (!colon || colon == header || strpbrk(header, "\r\n")) return DG_STATUS_ERR_INVALID;
+  for (const char *p = header; p < colon; p++)
+    if (*p <= ' ' || *p >= 127) return DG_STATUS_ERR_INVALID;
+  struct curl_slist *l = curl_slist_append(c->extra, header);
+  if (!l) return DG_STATUS_ERR_NOMEM;
+  c->extra = l;
+  return DG_STATUS_OK;
+}
 
 void dg_client_set_http_timeout(dg_client *c, double seconds) {
   if (seconds > 0) c->http_timeout_s = seconds;
@@ -146,6 +159,7 @@ static dg_status http(dg_client *c, const char *method, const char *url, const j
     hdrs = curl_slist_append(hdrs, keyhdr);
   }
   hdrs = curl_slist_append(hdrs, "Accept: application/json, image/*");
+  for (const struct curl_slist *e = c->extra; e; e = e->next) hdrs = curl_slist_append(hdrs, e->data);
   if (body) {
     payload = json_dumps(body, JSON_COMPACT);
     if (!payload) {

@@ -19,6 +19,9 @@ typedef struct dg_client dg_client;
 dg_client *dg_client_new(const char *base_url, const char *api_key);
 void dg_client_free(dg_client *c);
 const char *dg_client_base_url(const dg_client *c);
+/* An extra header "Name: value" sent with every request (e.g.
+ * "Idempotency-Key: k1"); ERR_INVALID for a malformed one. */
+dg_status dg_client_add_header(dg_client *c, const char *header);
 /* Per-HTTP-request timeout in seconds (default 60; sync calls use their own). */
 void dg_client_set_http_timeout(dg_client *c, double seconds);
 
