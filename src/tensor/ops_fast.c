@@ -50,14 +50,14 @@ static double g_sum_sq_dev(const float *x, int64_t n, float mean) {
   return tot;
 }
 
-static void g_affine(float *y, const float *x, int64_t n, float a, float b, int silu) {
+static void g_affine(float *y, const float *x, int64_t n, float m, float a, float b, int silu) {
   if (silu) {
     for (int64_t i = 0; i < n; i++) {
-      float v = x[i] * a + b;
+      float v = (x[i] - m) * a + b;
       y[i] = v / (1.0f + expf(-v));
     }
   } else {
-    for (int64_t i = 0; i < n; i++) y[i] = x[i] * a + b;
+    for (int64_t i = 0; i < n; i++) y[i] = (x[i] - m) * a + b;
   }
 }
 
@@ -166,7 +166,10 @@ static void gn_range(void *arg, int64_t begin, int64_t end, int ti) {
       double gm = a->gamma ? dg_load_f32(a->gamma->data, a->gamma->dtype, ch) : 1.0;
       double bt = a->beta ? dg_load_f32(a->beta->data, a->beta->dtype, ch) : 0.0;
       double sc = rstd * gm;
-      j->k->affine(y + c * a->s, x + c * a->s, a->s, (float)sc, (float)(bt - mean * sc), a->silu);
+      /* (x - fm) * sc + bt', with bt' correcting for the f32 rounding of the mean */
+      float fm = (float)mean;
+      j->k->affine(y + c * a->s, x + c * a->s, a->s, fm, (float)sc, (float)(bt + ((double)fm - mean) * sc),
+                   a->silu);
     }
   }
 }
