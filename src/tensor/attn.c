@@ -45,14 +45,16 @@ typedef struct attn_job {
   float qscale;
   const float *qb, *kb, *vb; /* this (batch, head): q + b*Lq*C + h*D, ... */
   float *yb;
-  char *kp, *vp;            /* shared packed K panels and V^T panels */
+  char *kp, *vp;            /* shared packed K panels and V^T panels (per key block) */
   size_t kpan, vpan;        /* bytes per K panel, per V^T panel */
+  int64_t nvp;              /* V^T panels per key block: ceil(D / MR) */
   size_t priv;              /* bytes of per-thread scratch */
   size_t shared;            /* bytes of shared packs at the start of thread 0's scratch */
   atomic_int failed;
 } attn_job;
 
-/* Pack key panels [u0, u1) and then V^T panels (units past the key panels). */
+/* Pack key panels [u0, u1) and then V^T panels (units past the key panels):
+ * V^T panel (blk, dp) holds rows d = dp*MR.. of keys [blk*bk, blk*bk + bk). */
 static void attn_pack(void *arg, int64_t u0, int64_t u1, int ti) {
   (void)ti;
   attn_job *j = arg;
@@ -65,8 +67,10 @@ static void attn_pack(void *arg, int64_t u0, int64_t u1, int ti) {
       int64_t i0 = u * uk->mr, rows = j->lk - i0 < uk->mr ? j->lk - i0 : uk->mr;
       dg__pack_panel(uk, &ko, 1, uk->mr, i0, rows, 0, j->d, j->kp + (size_t)u * j->kpan);
     } else {
-      int64_t i0 = (u - nkp) * uk->mr, rows = j->d - i0 < uk->mr ? j->d - i0 : uk->mr;
-      dg__pack_panel(uk, &vo, 1, uk->mr, i0, rows, 0, j->lk, j->vp + (size_t)(u - nkp) * j->vpan);
+      int64_t w = u - nkp, blk = w / j->nvp, j0 = blk * j->bk;
+      int64_t i0 = (w % j->nvp) * uk->mr, rows = j->d - i0 < uk->mr ? j->d - i0 : uk->mr;
+      int64_t kcb = j->lk - j0 < j->bk ? j->lk - j0 : j->bk;
+      dg__pack_panel(uk, &vo, 1, uk->mr, i0, rows, j0, kcb, j->vp + (size_t)w * j->vpan);
     }
   }
 }
@@ -81,6 +85,7 @@ static void attn_task(void *arg, int64_t t0, int64_t t1, int ti) {
     return;
   }
   if (ti == 0) scr += j->shared;
+  if (uk->thread_begin) uk->thread_begin();
   int64_t dp = (j->d + MR - 1) / MR * MR;
   size_t qpan = dg__panel_bytes(uk, NR, j->d);
   char *qp = scr;
@@ -105,18 +110,20 @@ static void attn_task(void *arg, int64_t t0, int64_t t1, int ti) {
       int64_t srows = (bkv + MR - 1) / MR * MR;
       for (int64_t r = 0; r < srows; r += MR)
         uk->fn(ksteps_d, j->kp + (size_t)((j0 + r) / MR) * j->kpan, qp, s + r * NR, NR, 0, NULL, NULL);
-      int64_t prow = bf ? (bkv + 1) / 2 * 2 : bkv;
+      /* P^T rows = the V^T panel's keys (a causal cut leaves zeros past bkv) */
+      int64_t kcb = j->lk - j0 < j->bk ? j->lk - j0 : j->bk;
+      int64_t ka = uk->kalign > 1 ? uk->kalign : 1, prow = (kcb + ka - 1) / ka * ka;
       j->softmax(s, prow, NR, bkv, j0, q0, j->causal, m, l, alpha, pb, bf);
       int rescale = 0;
       for (int c = 0; c < NR; c++) rescale |= alpha[c] != 1.0f;
       if (rescale)
         for (int64_t d = 0; d < j->d; d++)
           for (int c = 0; c < NR; c++) o[d * NR + c] *= alpha[c];
-      int64_t ks = bf ? prow / 2 : prow;
-      size_t voff = dg__panel_bytes(uk, MR, j0);
+      int64_t ks = dg__ksteps(uk, kcb);
+      const char *vblk = j->vp + (size_t)(j0 / j->bk * j->nvp) * j->vpan;
       for (int64_t d0 = 0; d0 < dp; d0 += MR)
-        uk->fn(ks, j->vp + (size_t)(d0 / MR) * j->vpan + voff, bf ? (const void *)pb : (const void *)s,
-               o + d0 * NR, NR, 1, NULL, NULL);
+        uk->fn(ks, vblk + (size_t)(d0 / MR) * j->vpan, bf ? (const void *)pb : (const void *)s, o + d0 * NR, NR,
+               1, NULL, NULL);
     }
     for (int64_t c = 0; c < rows; c++) {
       float inv = l[c] > 0.0f ? 1.0f / l[c] : 0.0f;
@@ -124,14 +131,12 @@ static void attn_task(void *arg, int64_t t0, int64_t t1, int ti) {
       for (int64_t d = 0; d < j->d; d++) yr[d] = o[d * NR + c] * inv;
     }
   }
+  if (uk->thread_end) uk->thread_end();
 }
 
 dg_status dg__attention_flash(dg_engine *e, dg_tensor *y, const dg_tensor *q, const dg_tensor *k,
                               const dg_tensor *v, int n_heads, int causal, float scale) {
-  /* The pair-layout kernels only (the AMX kernel's row-major A panels do not fit here). */
-  const dg__ukernel *uk = dg__ukernel_for(dg_engine_isa(e), DG_PRECISION_F32);
-  if (dg_engine_precision(e) == DG_PRECISION_BF16 && dg_engine_isa(e) == DG_ISA_AVX512 && dg_cpu_has_avx512bf16())
-    uk = dg__ukernel_avx512_bf16();
+  const dg__ukernel *uk = dg__ukernel_for(dg_engine_isa(e), dg_engine_precision(e));
   attn_job j;
   memset(&j, 0, sizeof j);
   atomic_init(&j.failed, 0);
@@ -152,10 +157,12 @@ dg_status dg__attention_flash(dg_engine *e, dg_tensor *y, const dg_tensor *q, co
   if (j.bk % 2) j.bk -= uk->mr;
   if (j.lq == 0 || j.d == 0) return DG_STATUS_OK;
   int64_t nkp = (j.lk + uk->mr - 1) / uk->mr, nvp = (j.d + uk->mr - 1) / uk->mr;
+  int64_t nblk = (j.lk + j.bk - 1) / j.bk;
+  j.nvp = nvp;
   j.kpan = dg__panel_bytes(uk, uk->mr, j.d);
-  j.vpan = (dg__panel_bytes(uk, uk->mr, j.lk) + 63) / 64 * 64;
+  j.vpan = (dg__panel_bytes(uk, uk->mr, j.bk) + 63) / 64 * 64;
   j.kpan = (j.kpan + 63) / 64 * 64;
-  j.shared = j.kpan * (size_t)nkp + j.vpan * (size_t)nvp;
+  j.shared = j.kpan * (size_t)nkp + j.vpan * (size_t)(nvp * nblk);
   int64_t dp = nvp * uk->mr;
   j.priv = (dg__panel_bytes(uk, uk->nr, j.d) + 63) / 64 * 64 +
            (size_t)(dp * uk->nr + j.bk * uk->nr) * sizeof(float) + (size_t)(j.bk * uk->nr) * 2 + 64;
@@ -170,7 +177,7 @@ dg_status dg__attention_flash(dg_engine *e, dg_tensor *y, const dg_tensor *q, co
       j.kb = (const float *)k->data + b * j.lk * j.c + h * j.d;
       j.vb = (const float *)v->data + b * j.lk * j.c + h * j.d;
       j.yb = (float *)y->data + b * j.lq * j.c + h * j.d;
-      dg_engine_parallel(e, nkp + nvp, attn_pack, &j);
+      dg_engine_parallel(e, nkp + nvp * nblk, attn_pack, &j);
       dg_engine_parallel(e, ntask, attn_task, &j);
       if (atomic_load(&j.failed)) return DG_STATUS_ERR_NOMEM;
     }
