@@ -692,6 +692,12 @@ static void test_load_param(void) {
   dg_image_limits il = dg_image_limits_default();
   il.max_bytes = 16;
   CHECK(dg_image_load_param(b64, NULL, &il, NULL, NULL, &img, err, sizeof err) == DG_STATUS_ERR_LIMIT);
+  il.max_bytes = pn - 1; /* passes the early estimate, fails on the decoded size */
+  CHECK(dg_image_load_param(b64, NULL, &il, NULL, NULL, &img, err, sizeof err) == DG_STATUS_ERR_LIMIT);
+  il.max_bytes = pn; /* exactly at the limit, even with whitespace inside */
+  snprintf(v, vlen, "data:image/png;base64,%.20s\n  %s", b64, b64 + 20);
+  CHECK(dg_image_load_param(v, NULL, &il, NULL, NULL, &img, err, sizeof err) == DG_STATUS_OK);
+  dg_image_free(img);
   /* a private address is refused before any connection */
   CHECK(dg_image_load_param("http://10.0.0.1/x.png", NULL, NULL, NULL, NULL, &img, err, sizeof err) == DG_STATUS_ERR_NETWORK);
   CHECK(strcmp(err, "image: address 10.0.0.1 is not allowed") == 0);

@@ -128,6 +128,9 @@ dg_status dg__image_fetch(const char *url, const dg_fetch_limits *fl, const char
   *out = NULL;
   *n = 0;
   pthread_once(&curl_once, curl_init_once);
+  dg_fetch_limits lim = *fl;
+  if (lim.max_bytes == 0) lim.max_bytes = dg_fetch_limits_default().max_bytes;
+  fl = &lim;
   fetch_ctx c;
   memset(&c, 0, sizeof c);
   c.fl = fl;

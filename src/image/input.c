@@ -101,7 +101,9 @@ dg_status dg_image_load_param(const char *value, const dg_fetch_limits *fl,
       dg__image_err(err, errlen, "image: only http and https URLs are supported");
       return DG_STATUS_ERR_FORMAT;
     }
-    if (il->max_bytes && bn / 4 * 3 > il->max_bytes + 3) {
+    /* decoded size before decoding (slack for line breaks and spaces; the
+     * exact size is checked again on the bytes) */
+    if (il->max_bytes && bn / 4 * 3 > il->max_bytes + il->max_bytes / 8 + 3) {
       dg__image_err(err, errlen, "image: encoded image is over the %zu byte limit", il->max_bytes);
       return DG_STATUS_ERR_LIMIT;
     }
