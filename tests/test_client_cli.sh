@@ -103,6 +103,9 @@ check "result of FAILED exits 3 (got $rc)" test "$rc" = 3
 run "$BIN" call test-echo "$IMG" fail=true fail_at_step=1 --interval 0.2 -o "$tmp/never.png"
 check "call of FAILED exits 3 (got $rc)" test "$rc" = 3
 check "no output written for FAILED" test ! -e "$tmp/never.png"
+run "$BIN" call --sync test-echo "$IMG" fail=true -o "$tmp/never.png"
+check "call --sync of FAILED exits 3 (got $rc: $err)" test "$rc" = 3
+check "call --sync of FAILED prints the error" grep -q "failure requested" "$tmp/err"
 
 # --- timeout -> 4, not ready -> 6
 run "$BIN" submit test-echo "$IMG" steps=50 sleep_ms=200

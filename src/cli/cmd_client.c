@@ -328,7 +328,10 @@ int dg_cmd_call(int argc, char **argv) {
   dg_status st = dg_client_call(c, o.pos[0], o.params, o.sync, o.timeout, o.interval, &id, &r, err,
                                 sizeof err);
   if (id) fprintf(stderr, "request_id %s\n", id);
-  if (st != DG_STATUS_OK) {
+  const char *code = json_string_value(json_object_get(r.json, "code"));
+  if (st != DG_STATUS_OK && o.sync && code && strcmp(code, "JOB_FAILED") == 0) {
+    rc = failed_exit(&r); /* v1 reports a failed job as an HTTP error with this code */
+  } else if (st != DG_STATUS_OK) {
     fprintf(stderr, "daguerre call: %s\n", err);
     rc = transport_exit(st);
   } else if (dg_client_body_status(r.json) && strcmp(dg_client_body_status(r.json), "FAILED") == 0) {
