@@ -12,8 +12,11 @@
 #include "queue/store_backend.h"
 
 typedef struct sq {
-  sqlite3 *db;
+  sqlite3 *db;        /* writes (and reads inside write transactions) */
   pthread_mutex_t mu;
+  sqlite3 *rdb;       /* a second connection for the hot reads (status polls, media): in WAL
+                         mode they never wait for a writer */
+  pthread_mutex_t rmu;
   double retention;
 } sq;
 
@@ -43,14 +46,16 @@ static dg_status db_err(sq *q, const char *what) {
   return DG_STATUS_ERR_DB;
 }
 
-static sqlite3_stmt *prep(sq *q, const char *sql) {
+static sqlite3_stmt *prep_db(sqlite3 *db, const char *sql) {
   sqlite3_stmt *st = NULL;
-  if (sqlite3_prepare_v2(q->db, sql, -1, &st, NULL) != SQLITE_OK) {
-    DG_ERROR("job store: prepare failed: %s (%s)", sqlite3_errmsg(q->db), sql);
+  if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+    DG_ERROR("job store: prepare failed: %s (%s)", sqlite3_errmsg(db), sql);
     return NULL;
   }
   return st;
 }
+
+static sqlite3_stmt *prep(sq *q, const char *sql) { return prep_db(q->db, sql); }
 
 static int exec(sq *q, const char *sql) {
   char *msg = NULL;
@@ -97,6 +102,18 @@ static dg_status sq_open(const char *path, void **impl, char *err, size_t errlen
     free(q);
     return DG_STATUS_ERR_DB;
   }
+  pthread_mutex_init(&q->rmu, NULL);
+  if (sqlite3_open_v2(path, &q->rdb, SQLITE_OPEN_READONLY | SQLITE_OPEN_FULLMUTEX, NULL) != SQLITE_OK) {
+    snprintf(err, errlen, "cannot open job store %s for reading: %s", path,
+             q->rdb ? sqlite3_errmsg(q->rdb) : "out of memory");
+    sqlite3_close(q->rdb);
+    sqlite3_close(q->db);
+    pthread_mutex_destroy(&q->rmu);
+    pthread_mutex_destroy(&q->mu);
+    free(q);
+    return DG_STATUS_ERR_DB;
+  }
+  sqlite3_busy_timeout(q->rdb, 10000);
   *impl = q;
   return DG_STATUS_OK;
 }
@@ -104,7 +121,9 @@ static dg_status sq_open(const char *path, void **impl, char *err, size_t errlen
 static void sq_close(void *impl) {
   sq *q = impl;
   if (!q) return;
+  sqlite3_close(q->rdb);
   sqlite3_close(q->db);
+  pthread_mutex_destroy(&q->rmu);
   pthread_mutex_destroy(&q->mu);
   free(q);
 }
@@ -151,8 +170,8 @@ static void copy_text(char *dst, size_t n, const unsigned char *src) {
 static dg_status sq_key_lookup(void *impl, const char *hash, dg_key_info *out) {
   sq *q = impl;
   dg_status rc = DG_STATUS_ERR_NOT_FOUND;
-  pthread_mutex_lock(&q->mu);
-  sqlite3_stmt *st = prep(q, "SELECT id, name, credits, slugs, rate_per_min, revoked FROM keys WHERE hash=?");
+  pthread_mutex_lock(&q->rmu);
+  sqlite3_stmt *st = prep_db(q->rdb, "SELECT id, name, credits, slugs, rate_per_min, revoked FROM keys WHERE hash=?");
   if (!st) {
     rc = DG_STATUS_ERR_DB;
   } else {
@@ -168,7 +187,7 @@ static dg_status sq_key_lookup(void *impl, const char *hash, dg_key_info *out) {
     }
     sqlite3_finalize(st);
   }
-  pthread_mutex_unlock(&q->mu);
+  pthread_mutex_unlock(&q->rmu);
   return rc;
 }
 
@@ -240,9 +259,9 @@ static dg_status sq_key_credit(void *impl, int64_t id, double delta, double *bal
 
 /* ---- jobs ---- */
 
-static double key_credits(sq *q, int64_t key_id) {
+static double key_credits_db(sqlite3 *db, int64_t key_id) {
   double c = 0;
-  sqlite3_stmt *st = prep(q, "SELECT credits FROM keys WHERE id=?");
+  sqlite3_stmt *st = prep_db(db, "SELECT credits FROM keys WHERE id=?");
   if (st) {
     sqlite3_bind_int64(st, 1, key_id);
     if (sqlite3_step(st) == SQLITE_ROW) c = sqlite3_column_double(st, 0);
@@ -250,6 +269,8 @@ static double key_credits(sq *q, int64_t key_id) {
   }
   return c;
 }
+
+static double key_credits(sq *q, int64_t key_id) { return key_credits_db(q->db, key_id); }
 
 static dg_status sq_submit(void *impl, const dg_job_submit *j, const char *new_id, char id_out[DG_ID_LEN],
                            int *existing, double *remaining) {
@@ -388,8 +409,8 @@ static void read_job(sqlite3_stmt *st, dg_job *j) {
 static dg_status sq_get(void *impl, const char *id, dg_job *out) {
   sq *q = impl;
   dg_status rc = DG_STATUS_ERR_NOT_FOUND;
-  pthread_mutex_lock(&q->mu);
-  sqlite3_stmt *st = prep(q, "SELECT " JOB_COLS " FROM jobs WHERE id=? AND (expires_at IS NULL OR expires_at>?)");
+  pthread_mutex_lock(&q->rmu);
+  sqlite3_stmt *st = prep_db(q->rdb, "SELECT " JOB_COLS " FROM jobs WHERE id=? AND (expires_at IS NULL OR expires_at>?)");
   if (!st) {
     rc = DG_STATUS_ERR_DB;
     goto out;
@@ -403,17 +424,17 @@ static dg_status sq_get(void *impl, const char *id, dg_job *out) {
     sqlite3_finalize(st);
     st = NULL;
     if (out->state == DG_JOB_STATE_QUEUED) {
-      st = prep(q, "SELECT COUNT(*) FROM jobs WHERE state='QUEUED' AND seq<?");
+      st = prep_db(q->rdb, "SELECT COUNT(*) FROM jobs WHERE state='QUEUED' AND seq<?");
       if (st) {
         sqlite3_bind_int64(st, 1, seq);
         if (sqlite3_step(st) == SQLITE_ROW) out->queue_position = sqlite3_column_int64(st, 0);
       }
     }
-    out->remaining_credits = key_credits(q, out->key_id);
+    out->remaining_credits = key_credits_db(q->rdb, out->key_id);
   }
   sqlite3_finalize(st);
 out:
-  pthread_mutex_unlock(&q->mu);
+  pthread_mutex_unlock(&q->rmu);
   return rc;
 }
 
@@ -448,10 +469,10 @@ out:
   return rc;
 }
 
-static dg_status get_blob(sq *q, const char *sql, const char *a, const char *b, uint8_t **data, size_t *n,
+static dg_status get_blob(sqlite3 *db, const char *sql, const char *a, const char *b, uint8_t **data, size_t *n,
                           char *mime) {
   dg_status rc = DG_STATUS_ERR_NOT_FOUND;
-  sqlite3_stmt *st = prep(q, sql);
+  sqlite3_stmt *st = prep_db(db, sql);
   if (!st) return DG_STATUS_ERR_DB;
   sqlite3_bind_text(st, 1, a, -1, SQLITE_STATIC);
   if (b)
@@ -478,7 +499,7 @@ static dg_status get_blob(sq *q, const char *sql, const char *a, const char *b, 
 static dg_status sq_input_get(void *impl, const char *job_id, const char *name, uint8_t **data, size_t *n) {
   sq *q = impl;
   pthread_mutex_lock(&q->mu);
-  dg_status rc = get_blob(q, "SELECT data, mime FROM blobs WHERE job_id=? AND name=? AND kind='input'", job_id,
+  dg_status rc = get_blob(q->db, "SELECT data, mime FROM blobs WHERE job_id=? AND name=? AND kind='input'", job_id,
                           name, data, n, NULL);
   pthread_mutex_unlock(&q->mu);
   return rc;
@@ -537,12 +558,12 @@ static dg_status sq_media_put(void *impl, const char *job_id, const char *mime, 
 
 static dg_status sq_media_get(void *impl, const char *media_id, uint8_t **data, size_t *n, char mime[32]) {
   sq *q = impl;
-  pthread_mutex_lock(&q->mu);
-  dg_status rc = get_blob(q,
+  pthread_mutex_lock(&q->rmu);
+  dg_status rc = get_blob(q->rdb,
                           "SELECT b.data, b.mime FROM blobs b JOIN jobs j ON j.id=b.job_id WHERE b.id=? AND "
                           "b.kind='output' AND j.state='COMPLETED' AND j.expires_at>?",
                           media_id, NULL, data, n, mime);
-  pthread_mutex_unlock(&q->mu);
+  pthread_mutex_unlock(&q->rmu);
   return rc;
 }
 
@@ -856,8 +877,8 @@ static dg_status sq_stats(void *impl, dg_store_stats *s) {
   sq *q = impl;
   dg_status rc = DG_STATUS_OK;
   memset(s, 0, sizeof *s);
-  pthread_mutex_lock(&q->mu);
-  sqlite3_stmt *st = prep(q, "SELECT state, COUNT(*) FROM jobs GROUP BY state");
+  pthread_mutex_lock(&q->rmu);
+  sqlite3_stmt *st = prep_db(q->rdb, "SELECT state, COUNT(*) FROM jobs GROUP BY state");
   if (!st) {
     rc = DG_STATUS_ERR_DB;
   } else {
@@ -872,7 +893,7 @@ static dg_status sq_stats(void *impl, dg_store_stats *s) {
     }
     sqlite3_finalize(st);
   }
-  pthread_mutex_unlock(&q->mu);
+  pthread_mutex_unlock(&q->rmu);
   return rc;
 }
 
