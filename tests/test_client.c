@@ -62,6 +62,8 @@ static const char fake_py[] =
     "    def do_POST(self):\n"
     "        n = int(self.headers.get('Content-Length', 0)); body = json.loads(self.rfile.read(n) or b'{}')\n"
     "        if self.headers.get('x-api-key') != 'k1': return self.send(401, {'error': 'bad key'})\n"
+    "        if self.path == '/v2/requests/abc/cancel': return self.send(200, {'request_id': 'abc', 'status': 'PROCESSING', 'cancel_requested': True})\n"
+    "        if self.path.startswith('/v2/requests/'): return self.send(404, {'error': 'unknown request'})\n"
     "        if self.path == '/v1/test': return self.send(200, b'RIFF\\x04\\x00\\x00\\x00WEBP', 'image/webp', [('x-request-id', 'sync1')])\n"
     "        rid = 'fail1' if self.path == '/v2/failing' else 'abc'\n"
     "        if body.get('steps') != 3: return self.send(400, {'error': 'steps must be 3'})\n"
@@ -155,6 +157,12 @@ static void test_against_fake_server(void) {
     json_decref(bad);
     CHECK(dg_client_status(c, "nope", &r, err, sizeof err) == DG_STATUS_ERR_NETWORK);
     CHECK_MSG(strcmp(err, "HTTP 404: unknown request") == 0, "%s", err);
+    dg_client_response_clear(&r);
+    /* cancel */
+    CHECK(dg_client_cancel(c, "abc", &r, err, sizeof err) == DG_STATUS_OK);
+    CHECK(json_is_true(json_object_get(r.json, "cancel_requested")));
+    dg_client_response_clear(&r);
+    CHECK(dg_client_cancel(c, "zzz", &r, err, sizeof err) == DG_STATUS_ERR_NETWORK && r.http_status == 404);
     dg_client_response_clear(&r);
     /* persistent 503 while waiting: given up after 5 tries */
     CHECK(dg_client_wait(c, "down", 30, 0.01, &r, err, sizeof err) == DG_STATUS_ERR_NETWORK);

@@ -281,6 +281,21 @@ dg_status dg_client_result(dg_client *c, const char *id, dg_client_response *res
   return get_request(c, "/v2/requests/%s", id, resp, err, errlen);
 }
 
+dg_status dg_client_cancel(dg_client *c, const char *id, dg_client_response *resp, char *err,
+                           size_t errlen) {
+  memset(resp, 0, sizeof *resp);
+  if (!path_safe(id)) {
+    seterr(err, errlen, "invalid request id '%s'", id ? id : "");
+    return DG_STATUS_ERR_INVALID;
+  }
+  char *u = url_for(c, "/v2/requests/%s/cancel", id);
+  if (!u) return DG_STATUS_ERR_NOMEM;
+  dg_status st = http(c, "POST", u, NULL, c->http_timeout_s, resp, err, errlen);
+  free(u);
+  if (st != DG_STATUS_OK) return st;
+  return check(resp, err, errlen);
+}
+
 static double now_s(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);

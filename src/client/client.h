@@ -51,6 +51,11 @@ dg_status dg_client_status(dg_client *c, const char *id, dg_client_response *res
 /* GET /v2/requests/{id} */
 dg_status dg_client_result(dg_client *c, const char *id, dg_client_response *resp, char *err,
                            size_t errlen);
+/* POST /v2/requests/{id}/cancel (the server's extension): resp holds the
+ * status body after the request (a queued request ends FAILED, a running
+ * one stops at its next step). */
+dg_status dg_client_cancel(dg_client *c, const char *id, dg_client_response *resp, char *err,
+                           size_t errlen);
 /* Poll status every interval_s until COMPLETED or FAILED, then fetch the
  * result into resp (for FAILED, the failure body).  ERR_TIMEOUT after
  * timeout_s (resp then holds the last status).  Up to 5 consecutive
