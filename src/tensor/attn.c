@@ -141,8 +141,10 @@ dg_status dg__attention_flash(dg_engine *e, dg_tensor *y, const dg_tensor *q, co
   memset(&j, 0, sizeof j);
   atomic_init(&j.failed, 0);
   j.uk = uk;
-  j.softmax = (uk->nr == 32 && dg_engine_isa(e) == DG_ISA_AVX512) ? dg__attn_softmax_avx512
-                                                                  : dg__attn_softmax_generic;
+  j.softmax = dg__attn_softmax_generic;
+  if (uk->nr == 32 && dg_engine_isa(e) == DG_ISA_AVX512) j.softmax = dg__attn_softmax_avx512;
+  if (uk->nr == 16 && !uk->bf16 && (dg_engine_isa(e) == DG_ISA_AVX2 || dg_engine_isa(e) == DG_ISA_AVX512))
+    j.softmax = dg__attn_softmax_avx2;
   j.e = e;
   int64_t nb = q->shape[0];
   j.lq = q->shape[1];

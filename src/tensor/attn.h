@@ -27,6 +27,9 @@ typedef void (*dg__attn_softmax_fn)(float *s, int64_t nrows, int nr, int64_t val
                                     void *p, int bf16);
 void dg__attn_softmax_generic(float *s, int64_t nrows, int nr, int64_t valid, int64_t j0, int64_t q0,
                               int causal, float *m, float *l, float *alpha, void *p, int bf16);
+/* nr == 16, f32 only. */
+void dg__attn_softmax_avx2(float *s, int64_t nrows, int nr, int64_t valid, int64_t j0, int64_t q0,
+                           int causal, float *m, float *l, float *alpha, void *p, int bf16);
 /* nr == 32 only. */
 void dg__attn_softmax_avx512(float *s, int64_t nrows, int nr, int64_t valid, int64_t j0, int64_t q0,
                              int causal, float *m, float *l, float *alpha, void *p, int bf16);

@@ -353,8 +353,11 @@ dg_status dg__gemm_run(dg_engine *e, const dg__ukernel *uk, const dg__gemm *g) {
   jb.split_m = g->m >= g->n;
   if (jb.split_m && mu < nt && nu > mu) jb.split_m = 0;
   if (!jb.split_m && nu < nt && mu > nu) jb.split_m = 1;
-  jb.kcb = uk->bf16 ? 512 : 256;
-  if (g->k < jb.kcb) jb.kcb = g->k;
+  /* K blocks of at most 256 (f32) / 512 (bf16), split evenly (K = 320 -> 2 x 160, not 256 + 64) */
+  int64_t kmax = uk->bf16 ? 512 : 256, ka = uk->kalign > 1 ? uk->kalign : 1;
+  int64_t nkb = (g->k + kmax - 1) / kmax;
+  jb.kcb = ((g->k + nkb - 1) / nkb + ka - 1) / ka * ka;
+  if (jb.kcb > g->k) jb.kcb = g->k;
   jb.mcb = (int64_t)uk->mr * (uk->mr >= 12 ? 12 : 32);
   jb.ncb = (int64_t)uk->nr * 64;
   if (jb.mcb > g->m) jb.mcb = (g->m + uk->mr - 1) / uk->mr * uk->mr;
