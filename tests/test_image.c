@@ -1,6 +1,8 @@
 /* Image module: codecs, limits, EXIF orientation, base64/data URIs, resize
  * (byte-exact against Pillow goldens in tests/data/image). */
 #include <png.h>
+#include <stdio.h>
+#include <jpeglib.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -589,6 +591,49 @@ static void test_limits(void) {
   free(bomb2);
 }
 
+/* A valid progressive JPEG with 1 + 3 * 63 scans (spectral selection, one
+ * AC coefficient per scan): refused by the scan limit, as a file with
+ * thousands of scans would be (their cost grows with scans x pixels). */
+static uint8_t *many_scans_jpeg(size_t *n) {
+  struct jpeg_compress_struct e;
+  struct jpeg_error_mgr jerr;
+  e.err = jpeg_std_error(&jerr);
+  jpeg_create_compress(&e);
+  unsigned char *buf = NULL;
+  unsigned long size = 0;
+  jpeg_mem_dest(&e, &buf, &size);
+  e.image_width = 32;
+  e.image_height = 16;
+  e.input_components = 3;
+  e.in_color_space = JCS_RGB;
+  jpeg_set_defaults(&e);
+  static jpeg_scan_info scans[1 + 3 * 63];
+  scans[0].comps_in_scan = 3;
+  for (int c = 0; c < 3; c++) scans[0].component_index[c] = c;
+  scans[0].Ss = scans[0].Se = scans[0].Ah = scans[0].Al = 0;
+  int k = 1;
+  for (int c = 0; c < 3; c++)
+    for (int band = 1; band < 64; band++, k++) {
+      scans[k].comps_in_scan = 1;
+      scans[k].component_index[0] = c;
+      scans[k].Ss = scans[k].Se = band;
+      scans[k].Ah = scans[k].Al = 0;
+    }
+  e.scan_info = scans;
+  e.num_scans = k;
+  jpeg_start_compress(&e, TRUE);
+  unsigned char row[32 * 3];
+  for (int x = 0; x < 32 * 3; x++) row[x] = (unsigned char)(x * 5);
+  while (e.next_scanline < e.image_height) {
+    JSAMPROW rp = row;
+    jpeg_write_scanlines(&e, &rp, 1);
+  }
+  jpeg_finish_compress(&e);
+  jpeg_destroy_compress(&e);
+  *n = size;
+  return buf;
+}
+
 static void corrupt_all(dg_image_format fmt, int ch) {
   dg_image *p = smooth(40, 30, ch), *d = NULL;
   uint8_t *buf;
@@ -632,6 +677,12 @@ static void test_corrupt(void) {
   CHECK(dg_image_decode((const uint8_t *)"GIF89a....", 10, NULL, &d, err, sizeof err) == DG_STATUS_ERR_FORMAT);
   CHECK(strcmp(err, "image: not a PNG, JPEG or WebP image") == 0);
   CHECK(dg_image_decode(NULL, 0, NULL, &d, err, sizeof err) == DG_STATUS_ERR_FORMAT);
+  size_t n;
+  uint8_t *ms = many_scans_jpeg(&n);
+  CHECK(ms && n > 100);
+  CHECK(dg_image_decode(ms, n, NULL, &d, err, sizeof err) == DG_STATUS_ERR_FORMAT && d == NULL);
+  CHECK_MSG(strstr(err, "more than 100 scans") != NULL, "%s", err);
+  free(ms);
 }
 
 /* ---- image parameters */

@@ -11,7 +11,7 @@
 #include "image/image.h"
 #include "image/image_internal.h"
 
-enum { MAX_SCANS = 500, MAX_WARNINGS = 10000 };
+enum { MAX_SCANS = 100, MAX_WARNINGS = 10000 }; /* real files: ~10 scans */
 
 typedef struct jpeg_ctx {
   struct jpeg_error_mgr pub; /* first: libjpeg casts err to this */
