@@ -169,6 +169,8 @@ static dg_status http(dg_client *c, const char *method, const char *url, const j
     }
     hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, payload);
+  } else if (strcmp(method, "POST") == 0) {
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, ""); /* Content-Length: 0 */
   }
   body_buf bb = {r, 0};
   char cerr[CURL_ERROR_SIZE] = "";
