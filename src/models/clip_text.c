@@ -241,8 +241,9 @@ int dg_clip_text_enumerate(const dg_clip_text_config *c, dg_clip_text_param_fn f
   emit(&nm, "text_model.embeddings.token_embedding.weight", 2, c->vocab_size, C);
   emit(&nm, "text_model.embeddings.position_embedding.weight", 2, c->max_positions, C);
   char base[128];
-  /* transformers' CLIPAttention creates k, v, q, out in that order. */
-  static const char *const attn[] = {"k_proj", "v_proj", "q_proj", "out_proj"};
+  /* named_parameters() order of the reference (checked against the fixtures'
+   * generator): q, k, v, out. */
+  static const char *const attn[] = {"q_proj", "k_proj", "v_proj", "out_proj"};
   for (int l = 0; l < c->n_layers; l++) {
     for (int j = 0; j < 4; j++) {
       snprintf(base, sizeof base, "text_model.encoder.layers.%d.self_attn.%s", l, attn[j]);

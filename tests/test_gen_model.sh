@@ -1,0 +1,115 @@
+# daguerre gen-model: random-weight SD1.5 models in both layouts.
+#  - tiny, seed 1234, f32 reproduces the reference fixtures bit for bit (same
+#    generator, same init, same names: diffusers folder and LDM single file);
+#  - both layouts load with the SD1.5 loader and give bit-identical outputs
+#    (text encoder, UNet, VAE decode and encode) in f32, f16 and bf16;
+#  - seeds are deterministic; bad arguments fail cleanly.
+set -u
+BIN=${DAGUERRE_BIN:?DAGUERRE_BIN not set}
+DATA=${DG_TEST_DATA:?DG_TEST_DATA not set}
+PY=${DG_TEST_PYTHON:-python3}
+command -v "$PY" >/dev/null 2>&1 || PY=python3
+FIX=$DATA/sd15-tiny
+TOK=$FIX/diffusers/tokenizer
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+fails=0
+ok() { echo "ok: $*"; }
+bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
+
+# Tensor-by-tensor comparison of two safetensors files (names, dtypes, shapes, bytes).
+cat >"$T/st_cmp.py" <<'EOF'
+import json, struct, sys
+def load(p):
+    with open(p, 'rb') as f:
+        n = struct.unpack('<Q', f.read(8))[0]
+        h = json.loads(f.read(n))
+        d = f.read()
+    h.pop('__metadata__', None)
+    return {k: (v['dtype'], v['shape'], d[v['data_offsets'][0]:v['data_offsets'][1]]) for k, v in h.items()}
+a, b = load(sys.argv[1]), load(sys.argv[2])
+if set(a) != set(b):
+    print('names differ:', sorted(set(a) ^ set(b))[:5]); sys.exit(1)
+diff = [k for k in a if a[k] != b[k]]
+if diff:
+    print(len(diff), 'tensors differ, e.g.', diff[:3]); sys.exit(1)
+want = sys.argv[3] if len(sys.argv) > 3 else None
+if want and any(v[0] not in (want, 'I64') for v in a.values()):
+    print('dtype is not', want); sys.exit(1)
+print(len(a), 'tensors identical')
+EOF
+# dtype check of one file
+cat >"$T/st_dtypes.py" <<'EOF'
+import json, struct, sys
+with open(sys.argv[1], 'rb') as f:
+    h = json.loads(f.read(struct.unpack('<Q', f.read(8))[0]))
+meta = h.pop('__metadata__', {})
+print(' '.join(sorted(set(v['dtype'] for v in h.values()))), len(h), ' '.join(sorted(meta)))
+EOF
+
+gen() { "$BIN" gen-model --arch sd15 --size tiny "$@" 2>"$T/gen.err" || { cat "$T/gen.err"; return 1; }; }
+
+# 1. the fixtures, reproduced
+gen --dtype f32 --layout diffusers --seed 1234 --tokenizer "$TOK" -o "$T/d32" || bad "gen diffusers f32"
+gen --dtype f32 --layout single --seed 1234 -o "$T/s32.safetensors" || bad "gen single f32"
+for p in unet/diffusion_pytorch_model vae/diffusion_pytorch_model text_encoder/model; do
+  if "$PY" "$T/st_cmp.py" "$T/d32/$p.safetensors" "$FIX/diffusers/$p.safetensors"; then ok "diffusers $p = fixture"
+  else bad "diffusers $p differs from the fixture"; fi
+done
+if "$PY" "$T/st_cmp.py" "$T/s32.safetensors" "$FIX/sd15-tiny.safetensors"; then ok "single file = fixture"
+else bad "single file differs from the fixture"; fi
+for f in vocab.json merges.txt; do
+  cmp -s "$T/d32/tokenizer/$f" "$TOK/$f" && ok "tokenizer $f copied" || bad "tokenizer $f not copied"
+done
+[ -f "$T/d32/model_index.json" ] && [ -f "$T/d32/scheduler/scheduler_config.json" ] &&
+  [ -f "$T/d32/unet/config.json" ] && ok "folder files" || bad "folder files missing"
+set -- $("$PY" "$T/st_dtypes.py" "$T/s32.safetensors")
+[ "$*" = "F32 I64 585 dg.text_encoder_config dg.unet_config dg.vae_config format" ] && ok "single-file header: $*" ||
+  bad "single-file header: $*"
+
+# 2. both layouts load and agree bit for bit; and agree with the fixtures
+verify() { "$BIN" gen-model --verify "$@" --threads 2 2>"$T/verify.err" | grep -v '^layout' || { cat "$T/verify.err"; return 1; }; }
+verify "$T/d32" >"$T/v_d32" || bad "verify diffusers f32"
+verify "$T/s32.safetensors" --tokenizer "$TOK" >"$T/v_s32" || bad "verify single f32"
+verify "$FIX/diffusers" >"$T/v_fix" || bad "verify fixture"
+cat "$T/v_d32"
+[ "$(wc -l <"$T/v_d32")" -eq 4 ] && ok "4 outputs" || bad "expected 4 verify lines"
+cmp -s "$T/v_d32" "$T/v_s32" && ok "f32: layouts give identical outputs" || bad "f32 layouts differ"
+cmp -s "$T/v_d32" "$T/v_fix" && ok "f32: same outputs as the fixture model" || bad "differs from fixture"
+
+for dt in f16 bf16; do
+  gen --dtype $dt --layout diffusers --seed 7 --tokenizer "$TOK" -o "$T/d_$dt" || bad "gen diffusers $dt"
+  gen --dtype $dt --layout single --seed 7 -o "$T/s_$dt.safetensors" || bad "gen single $dt"
+  DT=$(echo $dt | tr a-z A-Z)
+  set -- $("$PY" "$T/st_dtypes.py" "$T/s_$dt.safetensors")
+  [ "$1 $2" = "$DT I64" ] && ok "$dt stored as $DT" || bad "$dt file dtypes: $*"
+  verify "$T/d_$dt" >"$T/v_d_$dt" || bad "verify diffusers $dt"
+  verify "$T/s_$dt.safetensors" --tokenizer "$TOK" >"$T/v_s_$dt" || bad "verify single $dt"
+  cmp -s "$T/v_d_$dt" "$T/v_s_$dt" && ok "$dt: layouts give identical outputs" || bad "$dt layouts differ"
+  cmp -s "$T/v_d_$dt" "$T/v_d32" && bad "$dt outputs equal the f32 seed-1234 ones" || ok "$dt differs from seed 1234"
+done
+
+# 3. determinism
+gen --dtype f16 --layout single --seed 7 -o "$T/s_f16b.safetensors" || bad "gen again"
+cmp -s "$T/s_f16.safetensors" "$T/s_f16b.safetensors" && ok "same seed, same file" || bad "same seed differs"
+gen --dtype f16 --layout single --seed 8 -o "$T/s_f16c.safetensors" || bad "gen seed 8"
+cmp -s "$T/s_f16.safetensors" "$T/s_f16c.safetensors" && bad "seed ignored" || ok "other seed, other file"
+
+# 4. a folder without tokenizer files still writes (with a note) and verifies its networks
+gen --dtype f32 --layout diffusers --seed 3 -o "$T/notok" && grep -q "tokenizer" "$T/gen.err" &&
+  [ -f "$T/notok/tokenizer/README.txt" ] && ok "no --tokenizer: note" || bad "no --tokenizer"
+verify "$T/notok" >"$T/v_notok" && [ "$(wc -l <"$T/v_notok")" -eq 3 ] && ok "verify without tokenizer" ||
+  bad "verify without tokenizer"
+
+# 5. errors
+"$BIN" gen-model --size huge -o "$T/x" 2>/dev/null; [ $? -eq 2 ] && ok "bad size" || bad "bad size accepted"
+"$BIN" gen-model --dtype f8 -o "$T/x" 2>/dev/null; [ $? -eq 2 ] && ok "bad dtype" || bad "bad dtype accepted"
+"$BIN" gen-model --seed -3 -o "$T/x" 2>/dev/null; [ $? -eq 2 ] && ok "bad seed" || bad "bad seed accepted"
+"$BIN" gen-model --size tiny 2>/dev/null; [ $? -eq 2 ] && ok "no -o" || bad "missing -o accepted"
+"$BIN" gen-model --verify "$T/nothing" 2>/dev/null; [ $? -eq 1 ] && ok "verify missing path" || bad "verify missing path"
+head -c 100 "$T/s32.safetensors" >"$T/trunc.safetensors"
+"$BIN" gen-model --verify "$T/trunc.safetensors" --tokenizer "$TOK" 2>/dev/null; [ $? -eq 1 ] && ok "verify truncated file" ||
+  bad "verify truncated file"
+
+echo "$fails failure(s)"
+[ $fails -eq 0 ]
