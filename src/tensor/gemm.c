@@ -244,26 +244,26 @@ typedef struct gemm_job {
   atomic_int failed;      /* set by a thread whose scratch allocation failed */
 } gemm_job;
 
-static void store_tile(const dg__gemm *g, const float *t, int nr, int64_t i0, int64_t j0, int64_t mr,
-                       int64_t ncols, int first) {
+static void store_tile(const dg__gemm *g, const float *rbias, const float *cbias, const float *t, int nr,
+                       int64_t i0, int64_t j0, int64_t mr, int64_t ncols, int first) {
   for (int64_t r = 0; r < mr; r++) {
-    float rb = (first && g->row_bias) ? ld_elem(g->row_bias, g->bias_dtype, i0 + r) : 0.0f;
+    float rb = (first && rbias) ? rbias[i0 + r] : 0.0f;
     for (int64_t j = 0; j < ncols; j++) {
       int64_t jj = j0 + j;
       float *cp = g->c + (jj / g->jdiv) * g->cimg + (i0 + r) * g->ldc + jj % g->jdiv;
       float v = t[r * nr + j];
       if (first)
-        *cp = v + rb + (g->col_bias ? ld_elem(g->col_bias, g->bias_dtype, jj) : 0.0f);
+        *cp = v + rb + (cbias ? cbias[jj] : 0.0f);
       else
         *cp += v;
     }
   }
 }
 
-/* n bias values from off as f32: the tensor itself when F32, else converted into buf. */
-static const float *bias_run(const void *b, dg_dtype t, int64_t off, int n, float *buf) {
-  if (t == DG_DTYPE_F32) return (const float *)b + off;
-  for (int i = 0; i < n; i++) buf[i] = ld_elem(b, t, off + i);
+/* A bias of n values as f32: the tensor itself when F32, else converted into buf. */
+static const float *bias_f32(const void *b, dg_dtype t, int64_t n, float *buf) {
+  if (t == DG_DTYPE_F32) return b;
+  for (int64_t i = 0; i < n; i++) buf[i] = ld_elem(b, t, i);
   return buf;
 }
 
@@ -281,7 +281,8 @@ static void gemm_task(void *arg, int64_t u0, int64_t u1, int ti) {
     c1 = u1 * NR < g->n ? u1 * NR : g->n;
   }
   size_t tmp_bytes = (size_t)MR * NR * sizeof(float);
-  char *scr = dg__engine_scratch(jb->e, ti, jb->a_bytes + jb->b_bytes + tmp_bytes + 64);
+  size_t bias_bytes = g->bias_dtype != DG_DTYPE_F32 ? (size_t)(g->m + g->n) * sizeof(float) : 0;
+  char *scr = dg__engine_scratch(jb->e, ti, jb->a_bytes + jb->b_bytes + tmp_bytes + bias_bytes + 64);
   if (!scr) {
     atomic_store(&jb->failed, 1);
     return;
@@ -289,7 +290,10 @@ static void gemm_task(void *arg, int64_t u0, int64_t u1, int ti) {
   char *ap = scr, *bp = scr + jb->a_bytes;
   if (uk->thread_begin) uk->thread_begin();
   float *tmp = (float *)(bp + jb->b_bytes);
-  float rbuf[64], cbuf[64];
+  /* biases as f32 (converted once per call and thread; M + N values at most) */
+  float *bbuf = tmp + (size_t)MR * NR;
+  const float *rbias = g->row_bias ? bias_f32(g->row_bias, g->bias_dtype, g->m, bbuf) : NULL;
+  const float *cbias = g->col_bias ? bias_f32(g->col_bias, g->bias_dtype, g->n, bbuf + g->m) : NULL;
   for (int64_t jc = c0; jc < c1; jc += jb->ncb) {
     int64_t nc = c1 - jc < jb->ncb ? c1 - jc : jb->ncb;
     for (int64_t pc = 0; pc < g->k; pc += jb->kcb) {
@@ -315,13 +319,11 @@ static void gemm_task(void *arg, int64_t u0, int64_t u1, int ti) {
             int64_t i0 = ic + ir, mr = mc - ir < MR ? mc - ir : MR;
             const char *api = ap + (size_t)(ir / MR) * apan;
             if (col_direct && mr == MR) {
-              const float *rb = NULL, *cb = NULL;
-              if (first && g->row_bias) rb = bias_run(g->row_bias, g->bias_dtype, i0, MR, rbuf);
-              if (first && g->col_bias) cb = bias_run(g->col_bias, g->bias_dtype, j0, NR, cbuf);
+              const float *rb = first && rbias ? rbias + i0 : NULL, *cb = first && cbias ? cbias + j0 : NULL;
               uk->fn(ksteps, api, bpj, cbase + i0 * g->ldc, g->ldc, !first, rb, cb);
             } else {
               uk->fn(ksteps, api, bpj, tmp, NR, 0, NULL, NULL);
-              store_tile(g, tmp, NR, i0, j0, mr, ncols, first);
+              store_tile(g, rbias, cbias, tmp, NR, i0, j0, mr, ncols, first);
             }
           }
         }
