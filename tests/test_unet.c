@@ -252,6 +252,82 @@ static void test_keymap(dg_unet_config *cfg) {
         strcmp(out, "down_blocks.2.attentions.1.transformer_blocks.9.norm3.weight") == 0);
 }
 
+/* Every parameter of the full SD1.5 and SDXL UNets survives diffusers -> LDM
+ * (written here independently, with the fixed "3*i + j" numbering of
+ * layers_per_block = 2, as diffusers' conversion script does) -> dg_unet_ldm_key_map. */
+typedef struct rt_ctx {
+  const dg_unet_config *c;
+  int n, bad;
+} rt_ctx;
+
+static int to_ldm(const dg_unet_config *c, const char *d, char *out, size_t n) {
+  static const char *const res[][2] = {{"norm1.", "in_layers.0."},   {"conv1.", "in_layers.2."},
+                                       {"time_emb_proj.", "emb_layers.1."},
+                                       {"norm2.", "out_layers.0."}, {"conv2.", "out_layers.3."},
+                                       {"conv_shortcut.", "skip_connection."}};
+  static const char *const top[][2] = {{"conv_in.", "input_blocks.0.0."},
+                                       {"time_embedding.linear_1.", "time_embed.0."},
+                                       {"time_embedding.linear_2.", "time_embed.2."},
+                                       {"add_embedding.linear_1.", "label_emb.0.0."},
+                                       {"add_embedding.linear_2.", "label_emb.0.2."},
+                                       {"conv_norm_out.", "out.0."},
+                                       {"conv_out.", "out.2."}};
+  for (size_t k = 0; k < sizeof top / sizeof top[0]; k++)
+    if (!strncmp(d, top[k][0], strlen(top[k][0])))
+      return snprintf(out, n, "%s%s", top[k][1], d + strlen(top[k][0])) > 0;
+  int i, j, off = 0;
+  char blk[96];
+  const char *rest;
+  if (sscanf(d, "down_blocks.%d.resnets.%d.%n", &i, &j, &off) == 2 && off) {
+    snprintf(blk, sizeof blk, "input_blocks.%d.0.", 3 * i + j + 1);
+    rest = d + off;
+  } else if (sscanf(d, "down_blocks.%d.attentions.%d.%n", &i, &j, &off) == 2 && off) {
+    return snprintf(out, n, "input_blocks.%d.1.%s", 3 * i + j + 1, d + off) > 0;
+  } else if (sscanf(d, "down_blocks.%d.downsamplers.0.conv.%n", &i, &off) == 1 && off) {
+    return snprintf(out, n, "input_blocks.%d.0.op.%s", 3 * (i + 1), d + off) > 0;
+  } else if (sscanf(d, "up_blocks.%d.resnets.%d.%n", &i, &j, &off) == 2 && off) {
+    snprintf(blk, sizeof blk, "output_blocks.%d.0.", 3 * i + j);
+    rest = d + off;
+  } else if (sscanf(d, "up_blocks.%d.attentions.%d.%n", &i, &j, &off) == 2 && off) {
+    return snprintf(out, n, "output_blocks.%d.1.%s", 3 * i + j, d + off) > 0;
+  } else if (sscanf(d, "up_blocks.%d.upsamplers.0.conv.%n", &i, &off) == 1 && off) {
+    return snprintf(out, n, "output_blocks.%d.%d.conv.%s", 3 * i + 2, c->up_cross_attn[i] ? 2 : 1,
+                    d + off) > 0;
+  } else if (sscanf(d, "mid_block.attentions.0.%n", &off) == 0 && off) {
+    return snprintf(out, n, "middle_block.1.%s", d + off) > 0;
+  } else if (sscanf(d, "mid_block.resnets.%d.%n", &j, &off) == 1 && off) {
+    snprintf(blk, sizeof blk, "middle_block.%d.", 2 * j);
+    rest = d + off;
+  } else {
+    return 0;
+  }
+  for (size_t k = 0; k < sizeof res / sizeof res[0]; k++)
+    if (!strncmp(rest, res[k][0], strlen(res[k][0])))
+      return snprintf(out, n, "%s%s%s", blk, res[k][1], rest + strlen(res[k][0])) > 0;
+  return 0;
+}
+
+static int rt_cb(void *ud, const char *name, int ndim, const int64_t *shape) {
+  rt_ctx *r = ud;
+  char ldm[200], back[200];
+  (void)ndim, (void)shape;
+  r->n++;
+  int ok = to_ldm(r->c, name, ldm, sizeof ldm) &&
+           dg_unet_ldm_key_map(ldm, back, sizeof back, (void *)r->c) && !strcmp(back, name);
+  if (!ok && r->bad++ < 5) fprintf(stderr, "key map round trip: %s\n", name);
+  return 0;
+}
+
+static void test_keymap_full(void) {
+  dg_unet_config cs[2] = {dg_unet_config_sd15(), dg_unet_config_sdxl()};
+  for (int k = 0; k < 2; k++) {
+    rt_ctx r = {&cs[k], 0, 0};
+    CHECK(dg_unet_enumerate(&cs[k], rt_cb, &r) == 0);
+    CHECK_MSG(r.bad == 0 && r.n == (k ? 1680 : 686), "%s: %d names, %d bad", k ? "sdxl" : "sd15",
+              r.n, r.bad);
+  }
+}
+
 /* ---- golden forward --------------------------------------------------------- */
 
 static const char *const cases[] = {"b1", "b2", "b2t", "ns"};
@@ -687,6 +763,7 @@ int main(void) {
   if (s != DG_STATUS_OK) T_DONE();
   test_configs(&cfg);
   test_keymap(&cfg);
+  test_keymap_full();
 
   dg_safetensors *dst = open_st("sd15-tiny/diffusers/unet/diffusion_pytorch_model.safetensors");
   dg_safetensors *lst = open_st("sd15-tiny/sd15-tiny.safetensors");
