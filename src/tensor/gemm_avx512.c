@@ -94,31 +94,32 @@ static inline __m512 load16(const void *p, dg_dtype t, int64_t off, int n) {
 }
 
 /* In-register 16 x 16 transpose: v[r][c] -> v[c][r]. */
-static inline void transpose16(__m512 v[16]) {
-  __m512 t[16];
-  for (int i = 0; i < 16; i += 2) {
-    t[i] = _mm512_unpacklo_ps(v[i], v[i + 1]);
-    t[i + 1] = _mm512_unpackhi_ps(v[i], v[i + 1]);
-  }
-  for (int i = 0; i < 16; i += 4) {
-    v[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
-    v[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xee);
-    v[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-    v[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xee);
-  }
-  for (int i = 0; i < 4; i++) {
-    t[i] = _mm512_shuffle_f32x4(v[i], v[i + 4], 0x88);
-    t[i + 4] = _mm512_shuffle_f32x4(v[i], v[i + 4], 0xdd);
-    t[i + 8] = _mm512_shuffle_f32x4(v[i + 8], v[i + 12], 0x88);
-    t[i + 12] = _mm512_shuffle_f32x4(v[i + 8], v[i + 12], 0xdd);
-  }
-  for (int i = 0; i < 4; i++) {
-    v[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
-    v[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
-    v[i + 4] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0x88);
-    v[i + 12] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0xdd);
-  }
-}
+#define TRANSPOSE16(v)                                                       \
+  do {                                                                       \
+    __m512 t_[16];                                                           \
+    _Pragma("GCC unroll 8") for (int i = 0; i < 16; i += 2) {                \
+      t_[i] = _mm512_unpacklo_ps(v[i], v[i + 1]);                            \
+      t_[i + 1] = _mm512_unpackhi_ps(v[i], v[i + 1]);                        \
+    }                                                                        \
+    _Pragma("GCC unroll 4") for (int i = 0; i < 16; i += 4) {                \
+      v[i] = _mm512_shuffle_ps(t_[i], t_[i + 2], 0x44);                      \
+      v[i + 1] = _mm512_shuffle_ps(t_[i], t_[i + 2], 0xee);                  \
+      v[i + 2] = _mm512_shuffle_ps(t_[i + 1], t_[i + 3], 0x44);              \
+      v[i + 3] = _mm512_shuffle_ps(t_[i + 1], t_[i + 3], 0xee);              \
+    }                                                                        \
+    _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++) {                    \
+      t_[i] = _mm512_shuffle_f32x4(v[i], v[i + 4], 0x88);                    \
+      t_[i + 4] = _mm512_shuffle_f32x4(v[i], v[i + 4], 0xdd);                \
+      t_[i + 8] = _mm512_shuffle_f32x4(v[i + 8], v[i + 12], 0x88);           \
+      t_[i + 12] = _mm512_shuffle_f32x4(v[i + 8], v[i + 12], 0xdd);          \
+    }                                                                        \
+    _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++) {                    \
+      v[i] = _mm512_shuffle_f32x4(t_[i], t_[i + 8], 0x88);                   \
+      v[i + 8] = _mm512_shuffle_f32x4(t_[i], t_[i + 8], 0xdd);               \
+      v[i + 4] = _mm512_shuffle_f32x4(t_[i + 4], t_[i + 12], 0x88);          \
+      v[i + 12] = _mm512_shuffle_f32x4(t_[i + 4], t_[i + 12], 0xdd);         \
+    }                                                                        \
+  } while (0)
 
 /* words [2c] = a[c], [2c+1] = b[c] as bf16 (round to nearest even) */
 static inline __m512i pair_bf16(__m512 a, __m512 b) {
@@ -140,22 +141,26 @@ void dg__pack_ik_avx512(const dg__opnd *o, int R, int bf16, int64_t i0, int64_t 
       int kn = kc - kb < 16 ? (int)(kc - kb) : 16; /* valid k (may be <= 0 on the pad step) */
       if (kn < 0) kn = 0;
       __m512 v[16];
+#pragma GCC unroll 16
       for (int r = 0; r < 16; r++) {
         v[r] = r < gr && kn > 0 ? load16(o->data, o->dtype, (i0 + g + r) * o->ld + k0 + kb, kn)
                                 : _mm512_setzero_ps();
         if (o->scale != 1.0f) v[r] = _mm512_mul_ps(v[r], sc);
       }
-      transpose16(v); /* v[kk] = rows g.. at k = kb + kk */
+      TRANSPOSE16(v); /* v[kk] = rows g.. at k = kb + kk */
       int kend = kpad - kb < 16 ? (int)(kpad - kb) : 16;
       if (!bf16) {
         __mmask16 m = (__mmask16)((1u << gw) - 1);
         float *d = (float *)dst + kb * R + g;
-        for (int kk = 0; kk < kend; kk++) _mm512_mask_storeu_ps(d + kk * R, m, v[kk]);
+#pragma GCC unroll 16
+        for (int kk = 0; kk < 16; kk++)
+          if (kk < kend) _mm512_mask_storeu_ps(d + kk * R, m, v[kk]);
       } else {
         __mmask32 m = (__mmask32)(gw == 16 ? 0xffffffffu : (1u << (2 * gw)) - 1);
         uint16_t *d = (uint16_t *)dst + kb * R + 2 * g; /* pair kb/2 starts at (kb/2)*2R */
-        for (int kk = 0; kk < kend; kk += 2)
-          _mm512_mask_storeu_epi16(d + kk * R, m, pair_bf16(v[kk], v[kk + 1]));
+#pragma GCC unroll 8
+        for (int kk = 0; kk < 16; kk += 2)
+          if (kk < kend) _mm512_mask_storeu_epi16(d + kk * R, m, pair_bf16(v[kk], v[kk + 1]));
       }
     }
   }
