@@ -754,6 +754,20 @@ static void test_load_param(void) {
   CHECK(strcmp(err, "image: address 10.0.0.1 is not allowed") == 0);
   CHECK(dg_image_load_param("http://[::1]:9/x.png", NULL, NULL, NULL, NULL, &img, err, sizeof err) == DG_STATUS_ERR_NETWORK);
   CHECK(strcmp(err, "image: address ::1 is not allowed") == 0);
+  /* other spellings of loopback / private addresses resolve to the same */
+  static const char *sneaky[][2] = {{"http://2130706433:9/x.png", "127.0.0.1"},
+                                    {"http://0x7f000001:9/x.png", "127.0.0.1"},
+                                    {"http://127.1:9/x.png", "127.0.0.1"},
+                                    {"http://[::ffff:127.0.0.1]:9/x.png", "::ffff:127.0.0.1"},
+                                    {"http://[::ffff:10.0.0.1]:9/x.png", "::ffff:10.0.0.1"},
+                                    {"https://169.254.169.254/latest/meta-data", "169.254.169.254"},
+                                    {"http://0.0.0.0:9/", "0.0.0.0"}};
+  for (size_t i = 0; i < sizeof sneaky / sizeof sneaky[0]; i++) {
+    char want[128];
+    snprintf(want, sizeof want, "image: address %s is not allowed", sneaky[i][1]);
+    CHECK(dg_image_load_param(sneaky[i][0], NULL, NULL, NULL, NULL, &img, err, sizeof err) == DG_STATUS_ERR_NETWORK);
+    CHECK_MSG(strcmp(err, want) == 0, "%s: %s", sneaky[i][0], err);
+  }
   free(v);
   free(b64);
   free(png);
