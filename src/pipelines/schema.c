@@ -321,6 +321,7 @@ static json_t *param_schema(const dg_param_spec *s) {
   }
   if (s->default_json) {
     json_t *d = json_loads(s->default_json, JSON_DECODE_ANY, NULL);
+    if (json_is_null(d)) json_object_set_new(o, "nullable", json_true());
     if (d) json_object_set_new(o, "default", d);
   }
   if (s->description) json_object_set_new(o, "description", json_string(s->description));
@@ -414,8 +415,15 @@ json_t *dg_schema_openapi(const char *server_url) {
     json_t *r2 = error_responses(json_object());
     json_object_set_new(r2, "200", resp("Queued", "Submitted"));
     json_object_set_new(paths, path,
-                        json_pack("{s:{s:s, s:s, s:o, s:o}}", "post", "summary", p->title, "operationId",
+                        json_pack("{s:{s:s, s:s, s:O, s:o}}", "post", "summary", p->title, "operationId",
                                   path + 1, "requestBody", body, "responses", r2));
+    snprintf(path, sizeof path, "/v2/%s/validate", p->slug);
+    json_t *r3 = error_responses(json_object());
+    json_object_set_new(r3, "200", json_pack("{s:s}", "description",
+                                             "{\"model\", \"params\" (defaults applied), \"cost\"}: nothing queued"));
+    json_object_set_new(paths, path,
+                        json_pack("{s:{s:s, s:s, s:o, s:o}}", "post", "summary", "Validate parameters only",
+                                  "operationId", path + 1, "requestBody", body, "responses", r3));
   }
   json_t *idp = json_pack("[{s:s, s:s, s:b, s:{s:s}}]", "name", "id", "in", "path", "required", 1, "schema",
                           "type", "string");
@@ -434,6 +442,24 @@ json_t *dg_schema_openapi(const char *server_url) {
                       json_pack("{s:{s:s, s:O, s:{s:o, s:o}}}", "post", "summary", "Cancel a request",
                                 "parameters", idp, "responses", "200", resp("Cancel accepted", "Status"), "404",
                                 resp("Unknown or expired request", "Error")));
+  json_object_set_new(
+      paths, "/v2/requests/{id}/events",
+      json_pack("{s:{s:s, s:O, s:{s:{s:s, s:{s:{}}}, s:o}}}", "get", "summary",
+                "Status changes as server-sent events (event: status, data: the status body)", "parameters", idp,
+                "responses", "200", "description", "text/event-stream until COMPLETED or FAILED", "content",
+                "text/event-stream", "404", resp("Unknown or expired request", "Error")));
+  json_object_set_new(paths, "/v2/media/{name}",
+                      json_pack("{s:{s:s, s:[{s:s, s:s, s:b, s:{s:s}}], s:{s:{s:s}, s:o}}}", "get", "summary",
+                                "An output image (unguessable URL, no key needed; expires with the result)",
+                                "parameters", "name", "name", "in", "path", "required", 1, "schema", "type", "string",
+                                "responses", "200", "description", "image/png, image/jpeg or image/webp", "404",
+                                resp("Unknown or expired media", "Error")));
+  json_object_set_new(paths, "/healthz",
+                      json_pack("{s:{s:s, s:{s:{s:s}}}}", "get", "summary", "Health", "responses", "200",
+                                "description", "ok"));
+  json_object_set_new(paths, "/metrics",
+                      json_pack("{s:{s:s, s:{s:{s:s}}}}", "get", "summary", "Prometheus metrics", "responses", "200",
+                                "description", "text/plain; version=0.0.4"));
   json_decref(idp);
   json_t *doc = json_pack(
       "{s:s, s:{s:s, s:s}, s:o, s:{s:o, s:{s:{s:s, s:s, s:s}, s:{s:s, s:s}}}, s:[{s:[]}, {s:[]}]}", "openapi",

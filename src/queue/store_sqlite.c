@@ -95,7 +95,9 @@ static dg_status sq_open(const char *path, void **impl, char *err, size_t errlen
   }
   sqlite3_busy_timeout(q->db, 10000);
   if (exec(q, "PRAGMA journal_mode=WAL") != SQLITE_OK || exec(q, "PRAGMA synchronous=NORMAL") != SQLITE_OK ||
-      exec(q, "PRAGMA foreign_keys=ON") != SQLITE_OK || exec(q, schema_sql) != SQLITE_OK) {
+      exec(q, "PRAGMA foreign_keys=ON") != SQLITE_OK ||
+      /* effective for a new file only: freed media pages go back to the OS in sweep() */
+      exec(q, "PRAGMA auto_vacuum=INCREMENTAL") != SQLITE_OK || exec(q, schema_sql) != SQLITE_OK) {
     snprintf(err, errlen, "cannot initialise job store %s: %s", path, sqlite3_errmsg(q->db));
     sqlite3_close(q->db);
     pthread_mutex_destroy(&q->mu);
@@ -864,6 +866,7 @@ static dg_status sq_sweep(void *impl, int *deleted) {
   sqlite3_finalize(st);
   if (r != SQLITE_DONE) goto fail;
   if (!commit(q)) goto fail;
+  if (*deleted > 0) sqlite3_exec(q->db, "PRAGMA incremental_vacuum", NULL, NULL, NULL);
   goto out;
 fail:
   rc = db_err(q, "sweep");
