@@ -63,10 +63,26 @@ size_t dg__panel_bytes(const dg__ukernel *uk, int R, int64_t kc) {
 
 int64_t dg__ksteps(const dg__ukernel *uk, int64_t kc) { return uk->bf16 ? kpad_of(uk, kc) / 2 : kc; }
 
+static inline float bits_f32(uint32_t u) {
+  float f;
+  memcpy(&f, &u, sizeof f);
+  return f;
+}
+
+/* Exact f16 -> f32, inline: the exponent is rebased by one multiply by 2^112
+ * (subnormals come out right); Inf/NaN get the all-ones exponent. */
+static inline float f16_f32(uint16_t h) {
+  uint32_t sign = (uint32_t)(h & 0x8000u) << 16, em = h & 0x7fffu;
+  float mag = em >= 0x7c00u ? bits_f32((em << 13) | 0x7f800000u) : bits_f32(em << 13) * 0x1p112f;
+  uint32_t u;
+  memcpy(&u, &mag, sizeof u);
+  return bits_f32(u | sign);
+}
+
 static inline float ld_elem(const void *p, dg_dtype t, int64_t i) {
   switch (t) {
-    case DG_DTYPE_F16: return dg_f16_to_f32(((const uint16_t *)p)[i]);
-    case DG_DTYPE_BF16: return dg_bf16_to_f32(((const uint16_t *)p)[i]);
+    case DG_DTYPE_F16: return f16_f32(((const uint16_t *)p)[i]);
+    case DG_DTYPE_BF16: return bits_f32((uint32_t)((const uint16_t *)p)[i] << 16);
     default: return ((const float *)p)[i];
   }
 }
