@@ -39,7 +39,8 @@ static const char *const schema_sql =
     "CREATE INDEX IF NOT EXISTS jobs_webhook ON jobs(webhook_state, webhook_next_at) WHERE webhook_url IS NOT NULL;"
     "CREATE TABLE IF NOT EXISTS blobs("
     " id TEXT PRIMARY KEY, job_id TEXT NOT NULL, kind TEXT NOT NULL, name TEXT, mime TEXT, data BLOB NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS blobs_job ON blobs(job_id);";
+    "CREATE INDEX IF NOT EXISTS blobs_job ON blobs(job_id);"
+    "PRAGMA user_version=1;"; /* schema version, for future migrations */
 
 static dg_status db_err(sq *q, const char *what) {
   DG_ERROR("job store: %s: %s", what, sqlite3_errmsg(q->db));
@@ -748,7 +749,7 @@ static dg_status sq_release(void *impl, const char *id) {
   dg_status rc = DG_STATUS_OK;
   pthread_mutex_lock(&q->mu);
   sqlite3_stmt *st = prep(q, "UPDATE jobs SET state='QUEUED', worker=NULL, step=0, total_steps=0, "
-                             "attempts=MAX(attempts-1, 0) WHERE id=? AND state='PROCESSING'");
+                             "attempts=CASE WHEN attempts>0 THEN attempts-1 ELSE 0 END WHERE id=? AND state='PROCESSING'");
   if (!st) {
     rc = DG_STATUS_ERR_DB;
   } else {
