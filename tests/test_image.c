@@ -842,14 +842,18 @@ static void test_resize(void) {
 }
 
 /* JPEG decoding byte-identical to Pillow's (files written and decoded by
- * Pillow: CMYK, 4:2:0, 4:4:4, grayscale, progressive). */
+ * Pillow: CMYK, 4:2:0, 4:4:4, grayscale, progressive; and the 8 EXIF
+ * orientations against ImageOps.exif_transpose). */
 static void test_jpeg_vs_pillow(void) {
-  static const char *names[] = {"cmyk", "rgb420", "rgb444", "gray", "progressive"};
+  static const char *names[] = {"jpeg_cmyk", "jpeg_rgb420", "jpeg_rgb444", "jpeg_gray",
+                                "jpeg_progressive", /* + ImageOps.exif_transpose: */
+                                "exif_1", "exif_2", "exif_3", "exif_4", "exif_5", "exif_6",
+                                "exif_7", "exif_8"};
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
     char rel[64];
-    snprintf(rel, sizeof rel, "image/jpeg_%s.jpg", names[i]);
+    snprintf(rel, sizeof rel, "image/%s.jpg", names[i]);
     dg_image *got = load(rel);
-    snprintf(rel, sizeof rel, "image/jpeg_%s.png", names[i]);
+    snprintf(rel, sizeof rel, "image/%s.png", names[i]);
     dg_image *want = load(rel);
     int diff = -1, maxd = 0;
     if (got && want && got->width == want->width && got->height == want->height &&
@@ -861,7 +865,7 @@ static void test_jpeg_vs_pillow(void) {
         if (d > maxd) maxd = d;
       }
     }
-    CHECK_MSG(diff == 0, "jpeg_%s: %d bytes differ (max %d)", names[i], diff, maxd);
+    CHECK_MSG(diff == 0, "%s: %d bytes differ (max %d)", names[i], diff, maxd);
     dg_image_free(got);
     dg_image_free(want);
   }

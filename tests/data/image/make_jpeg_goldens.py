@@ -4,10 +4,12 @@
 
 jpeg_<name>.jpg is written by Pillow; jpeg_<name>.png is what Pillow decodes
 it to (converted to RGB), which dg_image_decode must reproduce byte for byte.
+exif_<o>.jpg carries EXIF orientation o (1..8); exif_<o>.png is Pillow's
+ImageOps.exif_transpose of it.
 """
 import sys
 
-from PIL import Image
+from PIL import Image, ImageOps
 
 
 def gradient(w, h, mode):
@@ -31,6 +33,13 @@ def main(out):
         path = f"{out}/jpeg_{name}.jpg"
         im.save(path, "JPEG", **kw)
         Image.open(path).convert("RGB").save(f"{out}/jpeg_{name}.png")
+    base = gradient(20, 12, "RGB")
+    for o in range(1, 9):
+        exif = Image.Exif()
+        exif[0x0112] = o
+        path = f"{out}/exif_{o}.jpg"
+        base.save(path, "JPEG", quality=90, exif=exif.tobytes())
+        ImageOps.exif_transpose(Image.open(path)).convert("RGB").save(f"{out}/exif_{o}.png")
 
 
 if __name__ == "__main__":
