@@ -841,19 +841,34 @@ static void test_resize(void) {
   dg_image_free(p);
 }
 
-/* JPEG decoding byte-identical to Pillow's (files written and decoded by
- * Pillow: CMYK, 4:2:0, 4:4:4, grayscale, progressive; and the 8 EXIF
- * orientations against ImageOps.exif_transpose). */
-static void test_jpeg_vs_pillow(void) {
-  static const char *names[] = {"jpeg_cmyk", "jpeg_rgb420", "jpeg_rgb444", "jpeg_gray",
-                                "jpeg_progressive", /* + ImageOps.exif_transpose: */
-                                "exif_1", "exif_2", "exif_3", "exif_4", "exif_5", "exif_6",
-                                "exif_7", "exif_8"};
-  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+/* Decoding byte-identical to Pillow's (files written and decoded by Pillow):
+ * JPEG CMYK, 4:2:0, 4:4:4, grayscale, progressive; the 8 EXIF orientations
+ * against ImageOps.exif_transpose; lossy WebP with and without alpha; a
+ * palette PNG with a transparent index. */
+static void test_decode_vs_pillow(void) {
+  static const char *cases[][2] = {
+      {"jpeg_cmyk.jpg", "jpeg_cmyk.png"},
+      {"jpeg_rgb420.jpg", "jpeg_rgb420.png"},
+      {"jpeg_rgb444.jpg", "jpeg_rgb444.png"},
+      {"jpeg_gray.jpg", "jpeg_gray.png"},
+      {"jpeg_progressive.jpg", "jpeg_progressive.png"},
+      {"exif_1.jpg", "exif_1.png"},
+      {"exif_2.jpg", "exif_2.png"},
+      {"exif_3.jpg", "exif_3.png"},
+      {"exif_4.jpg", "exif_4.png"},
+      {"exif_5.jpg", "exif_5.png"},
+      {"exif_6.jpg", "exif_6.png"},
+      {"exif_7.jpg", "exif_7.png"},
+      {"exif_8.jpg", "exif_8.png"},
+      {"dec_webp_lossy.webp", "dec_webp_lossy.want.png"},
+      {"dec_webp_alpha.webp", "dec_webp_alpha.want.png"},
+      {"dec_png_palette_trns.png", "dec_png_palette_trns.want.png"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     char rel[64];
-    snprintf(rel, sizeof rel, "image/%s.jpg", names[i]);
+    snprintf(rel, sizeof rel, "image/%s", cases[i][0]);
     dg_image *got = load(rel);
-    snprintf(rel, sizeof rel, "image/%s.png", names[i]);
+    snprintf(rel, sizeof rel, "image/%s", cases[i][1]);
     dg_image *want = load(rel);
     int diff = -1, maxd = 0;
     if (got && want && got->width == want->width && got->height == want->height &&
@@ -865,7 +880,7 @@ static void test_jpeg_vs_pillow(void) {
         if (d > maxd) maxd = d;
       }
     }
-    CHECK_MSG(diff == 0, "%s: %d bytes differ (max %d)", names[i], diff, maxd);
+    CHECK_MSG(diff == 0, "%s: %d bytes differ (max %d)", cases[i][0], diff, maxd);
     dg_image_free(got);
     dg_image_free(want);
   }
@@ -881,6 +896,6 @@ int main(void) {
   test_load_param();
   test_addresses();
   test_resize();
-  test_jpeg_vs_pillow();
+  test_decode_vs_pillow();
   T_DONE();
 }

@@ -5,7 +5,9 @@
 jpeg_<name>.jpg is written by Pillow; jpeg_<name>.png is what Pillow decodes
 it to (converted to RGB), which dg_image_decode must reproduce byte for byte.
 exif_<o>.jpg carries EXIF orientation o (1..8); exif_<o>.png is Pillow's
-ImageOps.exif_transpose of it.
+ImageOps.exif_transpose of it.  Also Pillow-written WebP (lossy, lossy with
+alpha) and a palette PNG with a transparent index: dec_<name>.<ext> and the
+decoded dec_<name>.want.png (RGB, or RGBA when the file has alpha).
 """
 import sys
 
@@ -40,6 +42,16 @@ def main(out):
         path = f"{out}/exif_{o}.jpg"
         base.save(path, "JPEG", quality=90, exif=exif.tobytes())
         ImageOps.exif_transpose(Image.open(path)).convert("RGB").save(f"{out}/exif_{o}.png")
+    im = gradient(33, 17, "RGB")
+    im.save(f"{out}/dec_webp_lossy.webp", "WEBP", quality=80)
+    ima = im.convert("RGBA")
+    ima.putalpha(Image.linear_gradient("L").resize((33, 17)))
+    ima.save(f"{out}/dec_webp_alpha.webp", "WEBP", quality=70)
+    pal = im.convert("P", palette=Image.Palette.ADAPTIVE, colors=16)
+    pal.save(f"{out}/dec_png_palette_trns.png", transparency=3)
+    for name, ext, mode in (("webp_lossy", "webp", "RGB"), ("webp_alpha", "webp", "RGBA"),
+                            ("png_palette_trns", "png", "RGBA")):
+        Image.open(f"{out}/dec_{name}.{ext}").convert(mode).save(f"{out}/dec_{name}.want.png")
 
 
 if __name__ == "__main__":
