@@ -150,7 +150,10 @@ typedef struct dg_unet_ip {
 } dg_unet_ip;
 
 /* Everything beyond (x, t, text context).  A zero-initialised struct is "no
- * extras"; the whole struct may be NULL. */
+ * extras"; the whole struct may be NULL.  Start/end fractions of the sampling
+ * schedule (ControlNet guidance ranges, IP-Adapter "active for the first 20%")
+ * are the sampler loop's business: it passes a set only on the steps where it
+ * is active. */
 typedef struct dg_unet_extras {
   /* SDXL added conditions (addition_embed_type "text_time"); required then. */
   const dg_tensor *text_embeds; /* (B, 1280) pooled text embedding */
