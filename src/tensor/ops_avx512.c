@@ -31,16 +31,25 @@ static inline __m512 exp16(__m512 x) {
   return _mm512_scalef_ps(p, n);
 }
 
+/* 1/d: rcp14 + one Newton step (relative error ~2^-28); d = +inf gives 0 */
+static inline __m512 recip16(__m512 d) {
+  __m512 r = _mm512_rcp14_ps(d);
+  __m512 e = _mm512_fnmadd_ps(d, r, _mm512_set1_ps(1.0f));
+  __m512 rr = _mm512_fmadd_ps(r, e, r);
+  /* keep rcp14's exact 0 for d = inf (the Newton step would make it NaN) */
+  return _mm512_mask_mov_ps(rr, _mm512_cmp_ps_mask(r, _mm512_setzero_ps(), _CMP_EQ_OQ), r);
+}
+
 static inline __m512 silu16(__m512 v) {
   __m512 en = exp16(_mm512_sub_ps(_mm512_setzero_ps(), v));
-  return _mm512_div_ps(v, _mm512_add_ps(_mm512_set1_ps(1.0f), en));
+  return _mm512_mul_ps(v, recip16(_mm512_add_ps(_mm512_set1_ps(1.0f), en)));
 }
 
 /* 0.5 x (1 + erf(x / sqrt 2)) via erfc(|z|) = t exp(-z^2 + P(t)), t = 1/(1 + |z|/2)
  * (Numerical Recipes erfcc, relative error < 1.2e-7 everywhere). */
 static inline __m512 gelu16(__m512 x) {
   __m512 z = _mm512_abs_ps(_mm512_mul_ps(x, _mm512_set1_ps(0.70710678118654752f)));
-  __m512 t = _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_fmadd_ps(z, _mm512_set1_ps(0.5f), _mm512_set1_ps(1.0f)));
+  __m512 t = recip16(_mm512_fmadd_ps(z, _mm512_set1_ps(0.5f), _mm512_set1_ps(1.0f)));
   __m512 p = _mm512_set1_ps(0.17087277f);
   p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-0.82215223f));
   p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(1.48851587f));
@@ -173,7 +182,7 @@ static void v_unary(dg__unary_op op, float *y, const float *x, int64_t n) {
       v = gelu16(v);
     } else {
       __m512 en = exp16(_mm512_mul_ps(v, _mm512_set1_ps(-1.702f)));
-      v = _mm512_div_ps(v, _mm512_add_ps(_mm512_set1_ps(1.0f), en));
+      v = _mm512_mul_ps(v, recip16(_mm512_add_ps(_mm512_set1_ps(1.0f), en)));
     }
     _mm512_mask_storeu_ps(y + i, k, v);
   }
