@@ -71,7 +71,7 @@ static int is_flag(const char *name) {
 }
 
 /* Apply one option; value is NULL for flags.  Strings must outlive the server. */
-static int apply(dg_server_config *c, const char *name, const char *value) {
+static int apply(dg_server_params *c, const char *name, const char *value) {
   double d;
   if (is_flag(name)) {
     int on = !value || strcmp(value, "true") == 0 || strcmp(value, "1") == 0 || strcmp(value, "yes") == 0;
@@ -138,7 +138,7 @@ static int apply(dg_server_config *c, const char *name, const char *value) {
   return 1;
 }
 
-static int load_config(dg_server_config *c, const char *path) {
+static int load_config(dg_server_params *c, const char *path) {
   FILE *f = fopen(path, "r");
   if (!f) {
     fprintf(stderr, "daguerre serve: cannot read config %s: %s\n", path, strerror(errno));
@@ -169,7 +169,7 @@ static int load_config(dg_server_config *c, const char *path) {
 }
 
 int dg_cmd_serve(int argc, char **argv) {
-  dg_server_config cfg = dg_server_config_default();
+  dg_server_params cfg = dg_server_params_default();
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
       usage(stdout);
@@ -217,7 +217,7 @@ int dg_cmd_serve(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
   dg_server *srv = NULL;
   char err[1024] = "";
-  dg_status st = dg_server_start(&cfg, &srv, err, sizeof err);
+  dg_status st = dg_server_new(&cfg, &srv, err, sizeof err);
   if (st != DG_STATUS_OK) {
     fprintf(stderr, "daguerre serve: %s\n", err[0] ? err : dg_strerror(st));
     free_owned();
@@ -239,7 +239,7 @@ int dg_cmd_serve(int argc, char **argv) {
   int sig = 0;
   sigwait(&set, &sig);
   fprintf(stderr, "daguerre: signal %d, stopping\n", sig);
-  dg_server_stop(srv);
+  dg_server_free(srv);
   free_owned();
   return 0;
 }

@@ -17,8 +17,8 @@
 
 static const double lat_bounds[DG__LAT_BUCKETS] = {0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600};
 
-dg_server_config dg_server_config_default(void) {
-  dg_server_config c;
+dg_server_params dg_server_params_default(void) {
+  dg_server_params c;
   memset(&c, 0, sizeof c);
   c.host = "127.0.0.1";
   c.port = 8080;
@@ -401,7 +401,7 @@ static void *sweeper_main(void *arg) {
 
 int dg_server_port(const dg_server *s) { return s->port; }
 
-dg_status dg_server_start(const dg_server_config *cfg, dg_server **out, char *err, size_t errlen) {
+dg_status dg_server_new(const dg_server_params *cfg, dg_server **out, char *err, size_t errlen) {
   *out = NULL;
   dg_server *s = calloc(1, sizeof *s);
   if (!s) return DG_STATUS_ERR_NOMEM;
@@ -430,12 +430,12 @@ dg_status dg_server_start(const dg_server_config *cfg, dg_server **out, char *er
   if (cfg->test_pipelines) dg_pipeline_register(dg_pipeline_test_echo());
   if (mkdir(s->data_dir, 0700) != 0 && errno != EEXIST) {
     snprintf(err, errlen, "cannot create data directory %s: %s", s->data_dir, strerror(errno));
-    dg_server_stop(s);
+    dg_server_free(s);
     return DG_STATUS_ERR_IO;
   }
   dg_status st = dg_store_open(s->store_url, &s->store, err, errlen);
   if (st != DG_STATUS_OK) {
-    dg_server_stop(s);
+    dg_server_free(s);
     return st;
   }
   dg_store_set_retention(s->store, s->cfg.retention_s);
@@ -443,7 +443,7 @@ dg_status dg_server_start(const dg_server_config *cfg, dg_server **out, char *er
   st = dg_store_recover(s->store, s->cfg.max_attempts, 0, &rq, &fl);
   if (st != DG_STATUS_OK) {
     snprintf(err, errlen, "job store recovery failed");
-    dg_server_stop(s);
+    dg_server_free(s);
     return st;
   }
   if (rq || fl) DG_INFO("recovery: %d interrupted job(s) re-queued, %d failed after too many attempts", rq, fl);
@@ -457,13 +457,13 @@ dg_status dg_server_start(const dg_server_config *cfg, dg_server **out, char *er
   st = dg_worker_pool_new(&wp, &s->pool);
   if (st != DG_STATUS_OK) {
     snprintf(err, errlen, "cannot start workers");
-    dg_server_stop(s);
+    dg_server_free(s);
     return st;
   }
   if (pthread_create(&s->sweeper, NULL, sweeper_main, s) == 0) s->sweeper_started = 1;
   st = dg__webhook_start(s, err, errlen);
   if (st != DG_STATUS_OK) {
-    dg_server_stop(s);
+    dg_server_free(s);
     return st;
   }
 
@@ -484,7 +484,7 @@ dg_status dg_server_start(const dg_server_config *cfg, dg_server **out, char *er
     flags |= MHD_USE_IPv6;
   } else {
     snprintf(err, errlen, "--host must be a numeric IPv4 or IPv6 address (got '%s')", s->host);
-    dg_server_stop(s);
+    dg_server_free(s);
     return DG_STATUS_ERR_INVALID;
   }
   s->mhd = MHD_start_daemon(flags, (uint16_t)cfg->port, NULL, NULL, handler, s, MHD_OPTION_SOCK_ADDR, sa,
@@ -494,7 +494,7 @@ dg_status dg_server_start(const dg_server_config *cfg, dg_server **out, char *er
                             completed, s, MHD_OPTION_LISTEN_BACKLOG_SIZE, 512u, MHD_OPTION_END);
   if (!s->mhd) {
     snprintf(err, errlen, "cannot listen on %s:%d (address in use or not permitted)", s->host, cfg->port);
-    dg_server_stop(s);
+    dg_server_free(s);
     return DG_STATUS_ERR_IO;
   }
   const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_BIND_PORT);
@@ -503,7 +503,7 @@ dg_status dg_server_start(const dg_server_config *cfg, dg_server **out, char *er
   return DG_STATUS_OK;
 }
 
-void dg_server_stop(dg_server *s) {
+void dg_server_free(dg_server *s) {
   if (!s) return;
   /* Waiting /v1 handlers see `stop` and answer before the daemon joins them. */
   pthread_mutex_lock(&s->mu);

@@ -10,7 +10,7 @@
 
 #define DG_SERVER_MAX_PRICES 32
 
-typedef struct dg_server_config {
+typedef struct dg_server_params {
   const char *host;          /* bind address (default 127.0.0.1) */
   int port;                  /* 0 = any free port */
   const char *port_file;     /* write the bound port here (tests) */
@@ -35,16 +35,18 @@ typedef struct dg_server_config {
   int n_prices;              /* operator price table */
   const char *price_slug[DG_SERVER_MAX_PRICES];
   double price[DG_SERVER_MAX_PRICES];
-} dg_server_config;
+} dg_server_params;
 
-dg_server_config dg_server_config_default(void);
+dg_server_params dg_server_params_default(void);
 
 typedef struct dg_server dg_server;
 
 /* Opens the store (recovering interrupted jobs), starts workers, sweeper and
  * HTTP.  Errors go to err. */
-dg_status dg_server_start(const dg_server_config *cfg, dg_server **out, char *err, size_t errlen);
+dg_status dg_server_new(const dg_server_params *cfg, dg_server **out, char *err, size_t errlen);
 int dg_server_port(const dg_server *s);
-void dg_server_stop(dg_server *s);
+/* Stops HTTP, the sweeper, webhooks and workers (a running job goes back to
+ * the queue) and closes the store. */
+void dg_server_free(dg_server *s);
 
 #endif

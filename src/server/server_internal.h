@@ -22,7 +22,7 @@ typedef struct dg__rate_slot {
 } dg__rate_slot;
 
 struct dg_server {
-  dg_server_config cfg;
+  dg_server_params cfg;
   char data_dir[1024], store_url[1100], models_dir[1024], public_url[512], host[128];
   dg_store *store;
   dg_worker_pool *pool;
