@@ -120,6 +120,12 @@ check "result of an unfinished request exits 6 (got $rc)" test "$rc" = 6
 run "$BIN" call test-echo "$IMG" steps=50 sleep_ms=200 --timeout 1 --interval 0.2
 check "call past its deadline exits 4 (got $rc)" test "$rc" = 4
 
+# --- cancel: the running request ends FAILED (wait exits 3)
+run "$BIN" cancel "$sid"
+check "cancel exits 0 ($rc: $err)" test "$rc" = 0
+run "$BIN" wait "$sid" --timeout 60 --interval 0.2
+check "a cancelled request ends FAILED: wait exits 3 (got $rc)" test "$rc" = 3
+
 # --- HTTP / transport errors -> 5
 run "$BIN" status does-not-exist
 check "unknown id exits 5 (got $rc)" test "$rc" = 5

@@ -22,6 +22,7 @@ static const char usage_text[] =
     "  daguerre submit SLUG [k=v...]              queue a request, print its request_id\n"
     "  daguerre status ID                         print the request's status (JSON)\n"
     "  daguerre result ID [-o PATTERN]            print the final response (JSON); -o saves outputs\n"
+    "  daguerre cancel ID                         cancel a queued or running request (JSON status)\n"
     "  daguerre wait ID [--timeout S] [--interval S] [-o PATTERN]\n"
     "                                             poll until COMPLETED/FAILED, print the response\n"
     "  daguerre call SLUG [k=v...] [-o PATTERN] [--timeout S] [--interval S] [--sync]\n"
@@ -247,7 +248,10 @@ out:
   return rc;
 }
 
-static int status_or_result(int argc, char **argv, int result) {
+enum { CMD_STATUS, CMD_RESULT, CMD_CANCEL };
+
+static int status_or_result(int argc, char **argv, int which) {
+  int result = which == CMD_RESULT;
   opts o;
   int rc = parse(argc, argv, &o, 1, 0);
   if (rc >= 0) return rc;
@@ -255,15 +259,16 @@ static int status_or_result(int argc, char **argv, int result) {
   if (!c) return EXIT_LOCAL;
   char err[1024];
   dg_client_response r;
-  dg_status st = result ? dg_client_result(c, o.pos[0], &r, err, sizeof err)
-                        : dg_client_status(c, o.pos[0], &r, err, sizeof err);
+  dg_status st = which == CMD_RESULT   ? dg_client_result(c, o.pos[0], &r, err, sizeof err)
+                 : which == CMD_CANCEL ? dg_client_cancel(c, o.pos[0], &r, err, sizeof err)
+                                       : dg_client_status(c, o.pos[0], &r, err, sizeof err);
   if (st != DG_STATUS_OK) {
     fprintf(stderr, "daguerre %s: %s\n", argv[0], err);
     rc = transport_exit(st);
   } else {
     print_json(r.json);
     const char *s = dg_client_body_status(r.json);
-    if (s && strcmp(s, "FAILED") == 0)
+    if (s && strcmp(s, "FAILED") == 0 && which != CMD_CANCEL)
       rc = failed_exit(&r);
     else if (result && !(s && strcmp(s, "COMPLETED") == 0))
       rc = EXIT_NOT_READY;
@@ -277,8 +282,9 @@ static int status_or_result(int argc, char **argv, int result) {
   return rc;
 }
 
-int dg_cmd_status(int argc, char **argv) { return status_or_result(argc, argv, 0); }
-int dg_cmd_result(int argc, char **argv) { return status_or_result(argc, argv, 1); }
+int dg_cmd_status(int argc, char **argv) { return status_or_result(argc, argv, CMD_STATUS); }
+int dg_cmd_result(int argc, char **argv) { return status_or_result(argc, argv, CMD_RESULT); }
+int dg_cmd_cancel(int argc, char **argv) { return status_or_result(argc, argv, CMD_CANCEL); }
 
 /* Wait for id; print the final body, save the outputs if asked. */
 static int wait_and_finish(dg_client *c, const char *id, const opts *o) {

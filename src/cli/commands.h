@@ -10,6 +10,7 @@ int dg_cmd_submit(int argc, char **argv);    /* cmd_client.c */
 int dg_cmd_status(int argc, char **argv);    /* cmd_client.c */
 int dg_cmd_result(int argc, char **argv);    /* cmd_client.c */
 int dg_cmd_wait(int argc, char **argv);      /* cmd_client.c */
+int dg_cmd_cancel(int argc, char **argv);    /* cmd_client.c */
 int dg_cmd_call(int argc, char **argv);      /* cmd_client.c */
 int dg_cmd_run(int argc, char **argv);       /* cmd_run.c */
 int dg_cmd_gen_model(int argc, char **argv); /* cmd_gen_model.c */

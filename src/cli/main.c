@@ -20,6 +20,7 @@ static const dg__command commands[] = {
     {"status", dg_cmd_status, "client: print a request's status"},
     {"result", dg_cmd_result, "client: print a request's result"},
     {"wait", dg_cmd_wait, "client: poll until a request finishes"},
+    {"cancel", dg_cmd_cancel, "client: cancel a queued or running request"},
     {"call", dg_cmd_call, "client: submit and wait, save the outputs"},
 };
 
