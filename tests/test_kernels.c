@@ -360,6 +360,7 @@ static void test_all_ukernels(void) {
       test_ukernel(e, uks[i], 45, 37, 70, wts[t], 0, 0.5f);
       test_ukernel(e, uks[i], 70, 545, 33, wts[t], 1, 1.0f); /* K > one K block, odd */
       test_ukernel(e, uks[i], 64, 64, 64, wts[t], 1, 1.0f);  /* whole tiles only */
+      test_ukernel(e, uks[i], 20, 2100, 40, wts[t], 0, 1.0f); /* several K blocks for bf16 too */
     }
   dg_engine_free(e);
 }
@@ -380,13 +381,15 @@ int main(void) {
     test_linear(7, 13, 5, wt, 0, 0);
     test_linear(37, 64, 33, wt, 1, 1);
     test_linear(130, 77, 50, wt, 1, 0);
-    test_linear(29, 600, 71, wt, 1, 0);   /* K spans several K blocks */
+    test_linear(29, 600, 71, wt, 1, 0);   /* K spans several K blocks (f32) */
+    test_linear(9, 2100, 20, wt, 1, 0);   /* several K blocks for bf16 too */
     test_linear(200, 40, 300, wt, 0, 0);  /* N > M: split over columns */
     test_conv(1, 3, 9, 7, 5, 3, 1, 1, wt, 1);
     test_conv(2, 8, 12, 10, 17, 3, 2, 1, wt, 1);
     test_conv(2, 16, 8, 8, 33, 1, 1, 0, wt, 1);
     test_conv(1, 5, 11, 13, 7, 3, 2, 0, wt, 0);
     test_conv(1, 40, 16, 12, 29, 3, 1, 1, wt, 1); /* K = 360 */
+    test_conv(1, 120, 6, 5, 9, 3, 1, 1, wt, 1);   /* K = 1080: K blocks end inside a channel */
     test_conv(2, 4, 37, 41, 3, 3, 1, 1, wt, 0);   /* rows wider than a panel */
     test_conv(1, 6, 9, 11, 70, 1, 2, 0, wt, 1);   /* 1x1 stride 2, Co > N */
   }
