@@ -1,7 +1,11 @@
 /* Memory-bound ops at SD1.5 shapes: effective GB/s (bytes read once + written
  * once, per call) against the machine's measured memory bandwidth.
  *
- *   bench_ops [threads] [reps]      threads: 0 = all CPUs (default)
+ *   bench_ops [threads] [reps] [cpu]   threads: 0 = all CPUs (default)
+ *
+ * With "cpu" (and threads = 1) every time is the calling thread's CPU time
+ * (CLOCK_THREAD_CPUTIME_ID) instead of wall time: on a shared, overloaded
+ * machine this removes the time the thread spent descheduled.
  *
  * Bandwidth references: memcpy of 256 MiB (one thread), and a threaded copy
  * and STREAM-like triad (a = b + s*c) through dg_engine_parallel, counted the
@@ -14,9 +18,11 @@
 #include "tensor/ops.h"
 #include "tensor/tensor.h"
 
+static clockid_t clock_id = CLOCK_MONOTONIC;
+
 static double now(void) {
   struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
+  clock_gettime(clock_id, &ts);
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
@@ -97,6 +103,13 @@ int main(int argc, char **argv) {
   int threads = argc > 1 ? atoi(argv[1]) : 0;
   int reps = argc > 2 ? atoi(argv[2]) : 10;
   if (reps < 1) reps = 1;
+  if (argc > 3 && !strcmp(argv[3], "cpu")) {
+    if (threads != 1) {
+      fprintf(stderr, "cpu timing needs threads = 1\n");
+      return 2;
+    }
+    clock_id = CLOCK_THREAD_CPUTIME_ID;
+  }
 
   dg_engine_params p = dg_engine_params_default();
   p.n_threads = threads;
@@ -106,7 +119,8 @@ int main(int argc, char **argv) {
     return 1;
   }
   int nt = dg_engine_threads(e);
-  printf("threads %d, isa %s\n", nt, dg_isa_name(dg_engine_isa(e)));
+  printf("threads %d, isa %s, %s time\n", nt, dg_isa_name(dg_engine_isa(e)),
+         clock_id == CLOCK_MONOTONIC ? "wall" : "thread CPU");
 
   /* ---- memory bandwidth ---- */
   size_t nbw = (size_t)64 << 20; /* 64 Mi floats = 256 MiB per array */
