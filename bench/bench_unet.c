@@ -25,6 +25,12 @@ static double now(void) {
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+static double cpu_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 static double peak_rss_mb(void) {
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
@@ -227,7 +233,7 @@ int main(int argc, char **argv) {
       fprintf(stderr, "forward: %s\n", dg_strerror(s));
       return 1;
     }
-    double best = 1e30, sum = 0;
+    double best = 1e30, sum = 0, cpu0 = cpu_now();
     for (int it = 0; it < iters; it++) {
       double t1 = now();
       dg_unet_forward(u, e, a, &x, &t, &c, &ex, &y);
@@ -235,12 +241,13 @@ int main(int argc, char **argv) {
       sum += d;
       if (d < best) best = d;
     }
+    double cpu = (cpu_now() - cpu0) / iters;
     double chk = 0;
     for (int64_t i = 0; i < xs[0] * xs[1] * xs[2] * xs[3]; i++) chk += yb[i] * yb[i];
     printf("precision %-4s isa %-7s threads %d: %dx%d batch %d: %.2f s per UNet call (mean of %d, "
-           "best %.2f; warm-up %.2f), arena peak %.0f MB, out rms %.3g\n",
+           "best %.2f; warm-up %.2f; %.2f CPU-s per call), arena peak %.0f MB, out rms %.3g\n",
            p == DG_PRECISION_BF16 ? "bf16" : "f32", dg_isa_name(dg_engine_isa(e)),
-           dg_engine_threads(e), size, size, batch, sum / iters, iters, best, tw,
+           dg_engine_threads(e), size, size, batch, sum / iters, iters, best, tw, cpu,
            (double)dg_arena_peak_bytes(a) / 1e6, sqrt(chk / (double)(xs[0] * xs[1] * xs[2] * xs[3])));
     dg_arena_free(a);
     dg_engine_free(e);
