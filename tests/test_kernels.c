@@ -378,6 +378,7 @@ int main(void) {
   for (int i = 0; i < 3; i++) {
     dg_dtype wt = wts[i];
     test_linear(1, 1, 1, wt, 1, 0);
+    test_linear(3, 0, 5, wt, 1, 0); /* K = 0: y = bias */
     test_linear(7, 13, 5, wt, 0, 0);
     test_linear(37, 64, 33, wt, 1, 1);
     test_linear(130, 77, 50, wt, 1, 0);
@@ -394,6 +395,7 @@ int main(void) {
     test_conv(1, 6, 9, 11, 70, 1, 2, 0, wt, 1);   /* 1x1 stride 2, Co > N */
   }
   test_matmul(1, 1, 1, 1, 0, 1.0f);
+  test_matmul(2, 3, 0, 4, 0, 1.0f); /* K = 0: zeros */
   test_matmul(3, 17, 23, 35, 0, 0.5f);
   test_matmul(2, 40, 300, 19, 1, 1.0f);
   test_matmul(2, 33, 8, 70, 1, -2.0f);

@@ -53,7 +53,7 @@ dg_status dg__linear_fast(dg_engine *e, dg_tensor *y, const dg_tensor *x, const 
                           const dg_tensor *b) {
   int64_t k = x->shape[x->ndim - 1], n = w->shape[0];
   dg__gemm g = {0};
-  g.m = dg_tensor_numel(x) / (k > 0 ? k : 1);
+  g.m = dg_tensor_numel(y) / (n > 0 ? n : 1); /* rows of y (also right when K = 0) */
   g.n = n;
   g.k = k;
   g.a = (dg__opnd){DG__OPND_IK, DG_DTYPE_F32, x->data, k, 1.0f, NULL};
