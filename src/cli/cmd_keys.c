@@ -18,6 +18,17 @@ static void usage(FILE *f) {
           "  credit ID AMOUNT      (AMOUNT may be negative)\n");
 }
 
+static int num(const char *s, double *out) {
+  char *end = NULL;
+  double d = strtod(s, &end);
+  if (end == s || *end || d != d || d < -1e15 || d > 1e15) {
+    fprintf(stderr, "daguerre keys: '%s' is not a number\n", s);
+    return 0;
+  }
+  *out = d;
+  return 1;
+}
+
 int dg_cmd_keys(int argc, char **argv) {
   const char *data_dir = "data", *store_url = NULL, *name = "", *slugs = "*";
   double credits = 0;
@@ -34,8 +45,13 @@ int dg_cmd_keys(int argc, char **argv) {
     else if (strcmp(a, "--store") == 0 && has) store_url = argv[++i];
     else if (strcmp(a, "--name") == 0 && has) name = argv[++i];
     else if (strcmp(a, "--slugs") == 0 && has) slugs = argv[++i];
-    else if (strcmp(a, "--credits") == 0 && has) credits = atof(argv[++i]);
-    else if (strcmp(a, "--rate") == 0 && has) rate = atoi(argv[++i]);
+    else if (strcmp(a, "--credits") == 0 && has) {
+      if (!num(argv[++i], &credits)) return 2;
+    } else if (strcmp(a, "--rate") == 0 && has) {
+      double r;
+      if (!num(argv[++i], &r) || r != (int)r) return 2;
+      rate = (int)r;
+    }
     else if (strcmp(a, "--json") == 0) json_out = 1;
     else if (a[0] == '-' && a[1] == '-') {
       fprintf(stderr, "daguerre keys: unknown or incomplete option '%s'\n", a);
@@ -112,8 +128,11 @@ int dg_cmd_keys(int argc, char **argv) {
     }
   } else if (strcmp(cmd, "credit") == 0 && npos == 3) {
     double bal = 0;
-    dg_status s = dg_store_key_credit(st, atoll(pos[1]), atof(pos[2]), &bal);
-    if (s != DG_STATUS_OK) {
+    double amount = 0;
+    dg_status s = num(pos[2], &amount) ? dg_store_key_credit(st, atoll(pos[1]), amount, &bal) : DG_STATUS_ERR_INVALID;
+    if (s == DG_STATUS_ERR_INVALID) {
+      rc = 2;
+    } else if (s != DG_STATUS_OK) {
       fprintf(stderr, "daguerre keys: no key with id %s\n", pos[1]);
       rc = 1;
     } else {

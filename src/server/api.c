@@ -431,7 +431,7 @@ enum MHD_Result dg__api_submit(dg_server *s, struct MHD_Connection *c, const cha
     dg_image_free(img);
     if (st != DG_STATUS_OK) {
       free(raw);
-      r = dg__send_error(s, c, 400, "INVALID_IMAGE", st == DG_STATUS_ERR_NETWORK, NULL, "parameter '%s': %s",
+      r = dg__send_error(s, c, 400, "INVALID_IMAGE", 0, NULL, "parameter '%s': %s",
                          ps->name, ierr[0] ? ierr : dg_strerror(st));
       goto out;
     }

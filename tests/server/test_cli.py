@@ -35,6 +35,8 @@ try:
     check(run("keys", "credit", str(k["id"]), "-2", "--data-dir", d).stdout.strip() == "5", "negative credit")
     check(run("keys", "revoke", "999", "--data-dir", d).returncode == 1, "revoke unknown id fails")
     check(run("keys", "bogus", "--data-dir", d).returncode == 2, "unknown keys subcommand")
+    check(run("keys", "create", "--credits", "ten", "--data-dir", d).returncode == 2, "non-numeric credits refused")
+    check(run("keys", "credit", str(k["id"]), "x", "--data-dir", d).returncode == 2, "non-numeric amount refused")
     table = run("keys", "list", "--data-dir", d).stdout
     check("bob" in table and "CREDITS" in table, "keys list table")
 
