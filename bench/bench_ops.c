@@ -53,6 +53,11 @@ static void stream_range(void *arg, int64_t begin, int64_t end, int ti) {
     for (int64_t i = begin; i < end; i++) j->a[i] = j->b[i];
 }
 
+static void noop_range(void *arg, int64_t begin, int64_t end, int ti) {
+  (void)ti;
+  if (end - begin > 1000000) *(int64_t *)arg += 1; /* never true: keeps the call */
+}
+
 typedef struct result_row {
   const char *op, *isa;
   char shape[64];
@@ -125,6 +130,16 @@ int main(int argc, char **argv) {
   /* ---- memory bandwidth ---- */
   size_t nbw = (size_t)64 << 20; /* 64 Mi floats = 256 MiB per array */
   float *a = alloc_f(nbw), *b = alloc_f(nbw), *c = alloc_f(nbw);
+  /* latency of an empty dg_engine_parallel (wake the workers + barrier) */
+  {
+    int64_t sink = 0;
+    int calls = 20000;
+    double t0 = now();
+    for (int i = 0; i < calls; i++) dg_engine_parallel(e, nt, noop_range, &sink);
+    double t1 = now();
+    printf("dg_engine_parallel round trip (%d threads, empty job): %.2f us\n", nt, (t1 - t0) / calls * 1e6);
+  }
+
   double bwm[3] = {0, 0, 0}; /* memcpy, copy, triad in GB/s; best of both measurements */
   measure_bw(e, a, b, c, nbw, bwm);
   double gb = 1e9;

@@ -5,8 +5,10 @@
  * generation counter under the mutex, then runs chunk 0 itself.  Workers spin
  * briefly on the counter, then sleep on a condition variable; each runs its
  * contiguous chunk and decrements `pending`; the last one wakes the caller.
- * One engine must not run dg_engine_parallel from two threads at once. */
+ * One engine must not run dg_engine_parallel from two threads at once, nor
+ * from inside one of its own jobs (a job's fn must not call it again). */
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,9 +125,18 @@ typedef struct worker_arg {
   int index;
 } worker_arg;
 
-#define SPIN_ITERS 4000
+#ifndef SPIN_ITERS
+#define SPIN_ITERS 2000
+#endif
 
-static inline void cpu_relax(void) {
+/* Spin-wait step i: mostly a pause; every 64th step yields the CPU, so that on
+ * an oversubscribed machine a waiter sharing a core with the thread it waits
+ * for does not burn that thread's time slice. */
+static inline void cpu_relax(int i) {
+  if ((i & 63) == 63) {
+    sched_yield();
+    return;
+  }
 #ifdef DG_X86
   __builtin_ia32_pause();
 #endif
@@ -151,7 +162,7 @@ static void *worker_main(void *p) {
         got = 1;
         break;
       }
-      cpu_relax();
+      cpu_relax(i);
     }
     if (!got) {
       pthread_mutex_lock(&e->mu);
@@ -304,7 +315,7 @@ void dg_engine_parallel(dg_engine *e, int64_t n, dg_range_fn fn, void *arg) {
 
   for (int i = 0; i < SPIN_ITERS; i++) {
     if (atomic_load_explicit(&e->pending, memory_order_acquire) == 0) return;
-    cpu_relax();
+    cpu_relax(i);
   }
   pthread_mutex_lock(&e->mu);
   while (atomic_load_explicit(&e->pending, memory_order_acquire) != 0)
