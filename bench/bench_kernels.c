@@ -272,6 +272,14 @@ int main(int argc, char **argv) {
     bench_attn(e, pn[pi], 2, 4096, 4096, 8, 40);
     bench_attn(e, pn[pi], 2, 4096, 77, 8, 40);
   }
+#ifdef DG_HAVE_OPENBLAS
+  if (!g_no_peak) { /* again, to see whether the machine's load changed during the run */
+    sg_arg s = {rand_f32(2048 * 2048), rand_f32(2048 * 2048), malloc(sizeof(float) * 2048 * 2048), 2048};
+    double t = time_best(run_sgemm, &s);
+    printf("\nOpenBLAS sgemm 2048^3 f32 again at the end: %.1f GFLOP/s\n", 2.0 * 2048.0 * 2048.0 * 2048.0 / t * 1e-9);
+    free(s.a), free(s.b), free(s.c);
+  }
+#endif
   dg_engine_free(ef);
   dg_engine_free(eb);
   return 0;
