@@ -758,6 +758,105 @@ static void t_bad(dg_engine *e) {
   CHECK(dg_convert(e, &cf, &ci) == DG_STATUS_ERR_INVALID);
 }
 
+
+/* ---- Random headers: every op must either succeed or return an error, and
+ * never touch memory outside the buffers (exact-size mallocs: ASan sees it). */
+
+typedef struct rt {
+  dg_tensor t;
+  void *buf;
+} rt;
+
+static rt rand_tensor(void) {
+  rt r;
+  static const dg_dtype dts[8] = {DG_DTYPE_F32, DG_DTYPE_F32, DG_DTYPE_F32, DG_DTYPE_F32,
+                                  DG_DTYPE_F16, DG_DTYPE_BF16, DG_DTYPE_I64, DG_DTYPE_I32};
+  int nd = rint_(1, 4);
+  if (rnd() % 40 == 0) nd = rnd() % 2 ? 0 : 5;
+  int64_t s[4];
+  for (int i = 0; i < 4; i++) s[i] = rnd() % 25 == 0 ? -1 : rint_(0, 5) + (rnd() % 4 == 0);
+  dg_dtype dt = dts[rnd() % 8];
+  r.t = dg_tensor_make(dt, nd >= 1 && nd <= 4 ? nd : 2, s, NULL);
+  r.t.ndim = nd;
+  int64_t n = 1;
+  int ok = nd >= 1 && nd <= 4;
+  for (int i = 0; ok && i < nd; i++) {
+    if (s[i] < 0) ok = 0;
+    n *= s[i] < 0 ? 0 : s[i];
+  }
+  if (!ok) n = 0;
+  size_t bytes = (size_t)n * dg_dtype_size(dt);
+  r.buf = malloc(bytes ? bytes : 1);
+  for (int64_t i = 0; i < n; i++) {
+    if (dt == DG_DTYPE_F32)
+      ((float *)r.buf)[i] = runif(2.0f);
+    else if (dt == DG_DTYPE_I64)
+      ((int64_t *)r.buf)[i] = rint_(0, 6);
+    else if (dt == DG_DTYPE_I32)
+      ((int32_t *)r.buf)[i] = rint_(0, 6);
+    else
+      ((uint16_t *)r.buf)[i] = dg_f32_to_f16(runif(2.0f));
+  }
+  r.t.data = rnd() % 30 == 0 ? NULL : r.buf;
+  return r;
+}
+
+/* Turn r into a tensor with the shape of `like` (so that ops get past the first checks more often). */
+static void shape_like(rt *r, const dg_tensor *like, int64_t last) {
+  if (like->ndim < 1 || like->ndim > 4) return;
+  int64_t s[4];
+  int64_t n = 1;
+  for (int i = 0; i < like->ndim; i++) {
+    s[i] = like->shape[i] < 0 ? 1 : like->shape[i];
+    if (i == like->ndim - 1 && last >= 0) s[i] = last;
+    n *= s[i];
+  }
+  free(r->buf);
+  r->t = dg_tensor_make(DG_DTYPE_F32, like->ndim, s, NULL);
+  r->buf = calloc((size_t)(n ? n : 1), 4);
+  r->t.data = r->buf;
+}
+
+static void t_random_headers(dg_engine *e) {
+  int ok_count = 0;
+  for (int it = 0; it < 2500; it++) {
+    rt y = rand_tensor(), x = rand_tensor(), w = rand_tensor(), b = rand_tensor();
+    int op = (int)(rnd() % 22);
+    if (rnd() % 2 && x.t.ndim >= 1 && x.t.ndim <= 4) shape_like(&y, &x.t, rnd() % 2 ? -1 : rint_(0, 6));
+    dg_status st = DG_STATUS_OK;
+    int i1 = rint_(-1, 4), i2 = rint_(-1, 3);
+    const dg_tensor *bp = rnd() % 3 ? &b.t : NULL;
+    switch (op) {
+      case 0: st = dg_conv2d(e, &y.t, &x.t, &w.t, bp, i1, i2); break;
+      case 1: st = dg_linear(e, &y.t, &x.t, &w.t, bp); break;
+      case 2: st = dg_matmul(e, &y.t, &x.t, &w.t, i1 & 1, 0.5f); break;
+      case 3: st = dg_attention(e, &y.t, &x.t, &w.t, &b.t, i1, i2 & 1, 0.0f); break;
+      case 4: st = dg_group_norm(e, &y.t, &x.t, i1, 1e-5f, bp, rnd() % 2 ? &w.t : NULL, i2 & 1); break;
+      case 5: st = dg_layer_norm(e, &y.t, &x.t, 1e-5f, bp, rnd() % 2 ? &w.t : NULL); break;
+      case 6: st = dg_softmax(e, &y.t, &x.t); break;
+      case 7: st = dg_silu(e, &y.t, &x.t); break;
+      case 8: st = dg_gelu(e, &y.t, &x.t); break;
+      case 9: st = dg_quick_gelu(e, &y.t, &x.t); break;
+      case 10: st = dg_geglu(e, &y.t, &x.t); break;
+      case 11: st = dg_upsample_nearest2x(e, &y.t, &x.t); break;
+      case 12: st = dg_add(e, &y.t, &x.t, &b.t); break;
+      case 13: st = dg_mul(e, &y.t, &x.t, &b.t); break;
+      case 14: st = dg_scale(e, &y.t, &x.t, 2.0f, 1.0f); break;
+      case 15: st = dg_concat(e, &y.t, &x.t, &b.t, rint_(-5, 4)); break;
+      case 16: st = dg_slice(e, &y.t, &x.t, rint_(-5, 4), rint_(-1, 5)); break;
+      case 17: st = dg_nchw_to_nlc(e, &y.t, &x.t); break;
+      case 18: st = dg_nlc_to_nchw(e, &y.t, &x.t); break;
+      case 19: st = dg_timestep_embedding(e, &y.t, &x.t, i1 & 1, (float)i2, rnd() % 5 ? 10000.0f : 0.0f); break;
+      case 20: st = dg_embedding(e, &y.t, &x.t, &w.t); break;
+      case 21: st = dg_convert(e, &y.t, &x.t); break;
+    }
+    CHECK(st >= DG_STATUS_OK && st < DG_STATUS_COUNT_);
+    if (st == DG_STATUS_OK) ok_count++;
+    free(y.buf), free(x.buf), free(w.buf), free(b.buf);
+  }
+  CHECK(ok_count > 50); /* the generator does reach the kernels */
+}
+
 int main(void) {
   const char *seed = getenv("DG_TEST_SEED"); /* default: a fixed seed */
   if (seed && strtoull(seed, NULL, 10)) rs = strtoull(seed, NULL, 10) * 2654435761ull + 1;
@@ -794,6 +893,7 @@ int main(void) {
       t_layout(e);
       t_embed(e);
       t_bad(e);
+      t_random_headers(e);
       printf("%-24s %s\n", cur, t_failed == before ? "ok" : "FAILED");
       dg_engine_free(e);
     }
