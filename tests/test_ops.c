@@ -857,6 +857,50 @@ static void t_random_headers(dg_engine *e) {
   CHECK(ok_count > 50); /* the generator does reach the kernels */
 }
 
+/* The memory-bound ops split rows/groups over threads without cross-thread
+ * reductions: results must be bit-identical for any thread count. */
+static void t_thread_invariance(dg_isa isa) {
+  dg_engine *e1 = NULL, *e3 = NULL;
+  dg_engine_params p = dg_engine_params_default();
+  p.isa = isa;
+  p.n_threads = 1;
+  if (dg_engine_new(&p, &e1) != DG_STATUS_OK) return;
+  p.n_threads = 3;
+  if (dg_engine_new(&p, &e3) != DG_STATUS_OK) {
+    dg_engine_free(e1);
+    return;
+  }
+  int64_t n = 2 * 64 * 24 * 20;
+  float *x = fbuf(n, 3.0f), *y1 = fbuf(n, 1.0f), *y3 = fbuf(n, 1.0f), *bb = fbuf(64, 1.0f);
+  wbuf gm = wmake(DG_DTYPE_F16, 64, 0.3f, 1.0f), bt = wmake(DG_DTYPE_BF16, 64, 0.3f, 0.0f);
+  dg_tensor tx = T(DG_DTYPE_F32, x, 4, 2, 64, 24, 20), ty1 = tx, ty3 = tx;
+  ty1.data = y1, ty3.data = y3;
+  dg_tensor tg = T(DG_DTYPE_F16, gm.data, 1, 64, 1, 1, 1), tb = T(DG_DTYPE_BF16, bt.data, 1, 64, 1, 1, 1);
+  dg_tensor tbb = T(DG_DTYPE_F32, bb, 4, 1, 64, 1, 1);
+  dg_tensor lx = T(DG_DTYPE_F32, x, 3, 2, 480, 64, 1), ly1 = lx, ly3 = lx;
+  ly1.data = y1, ly3.data = y3;
+  for (int op = 0; op < 6; op++) {
+    dg_engine *es[2] = {e1, e3};
+    dg_tensor *ys[2] = {&ty1, &ty3}, *lys[2] = {&ly1, &ly3};
+    for (int k = 0; k < 2; k++) {
+      dg_status st = DG_STATUS_OK;
+      switch (op) {
+        case 0: st = dg_group_norm(es[k], ys[k], &tx, 32, 1e-5f, &tg, &tb, 1); break;
+        case 1: st = dg_layer_norm(es[k], lys[k], &lx, 1e-5f, &tg, &tb); break;
+        case 2: st = dg_softmax(es[k], lys[k], &lx); break;
+        case 3: st = dg_gelu(es[k], ys[k], &tx); break;
+        case 4: st = dg_add(es[k], ys[k], &tx, &tbb); break;
+        case 5: st = dg_nchw_to_nlc(es[k], lys[k], &tx); break;
+      }
+      CHECK(st == DG_STATUS_OK);
+    }
+    CHECK_MSG(!memcmp(y1, y3, (size_t)n * 4), "[%s] op %d differs between 1 and 3 threads", dg_isa_name(isa), op);
+  }
+  free(x), free(y1), free(y3), free(bb), wfree(&gm), wfree(&bt);
+  dg_engine_free(e1);
+  dg_engine_free(e3);
+}
+
 int main(void) {
   const char *seed = getenv("DG_TEST_SEED"); /* default: a fixed seed */
   if (seed && strtoull(seed, NULL, 10)) rs = strtoull(seed, NULL, 10) * 2654435761ull + 1;
@@ -894,6 +938,7 @@ int main(void) {
       t_embed(e);
       t_bad(e);
       t_random_headers(e);
+      if (nt == 2) t_thread_invariance(isas[i]);
       printf("%-24s %s\n", cur, t_failed == before ? "ok" : "FAILED");
       dg_engine_free(e);
     }
