@@ -979,7 +979,7 @@ static dg_status forward(fwd *f, const dg_tensor *x, const dg_tensor *timesteps,
   int64_t Cl = c->block_out_channels[n - 1];
   dg_tensor hb = view4(pp[0], B, Cl, hs[n - 1], ws[n - 1]); /* (B, C_last, h_min, w_min) */
   if (u->has_mid) {
-    dg_tensor t1 = view4(pp[1], B, Cl, hs[n - 1], ws[n - 1]);
+    dg_tensor t1 = view4(pp[1], B, Cl, hs[n - 1], ws[n - 1]); /* (B, C_last, h_min, w_min) */
     TRY(resnet_fwd(f, &u->mid_res[0], &hb, h));
     TRY(xformer_fwd(f, &u->mid_attn, &t1, &hb));
     TRY(resnet_fwd(f, &u->mid_res[1], &hb, &t1));
@@ -989,8 +989,7 @@ static dg_status forward(fwd *f, const dg_tensor *x, const dg_tensor *timesteps,
   debug(f, "mid_block", &hb);
   TRY(add_control(f, skips, n_skips, &hb));
 
-  /* Up path. */
-  h = NULL;
+  /* Up path: the hidden state alternates between the two buffers. */
   dg_tensor cur_t = hb;
   for (int i = 0; i < n; i++) {
     const block *b = &u->up[i];
