@@ -1,25 +1,34 @@
 /* AVX-512 online-softmax block for flash attention (attn.h), 32 query columns
- * as two zmm per key row; exp2 by range reduction + degree-6 polynomial
- * (relative error ~2e-7). */
+ * as two zmm per key row; exp2 by range reduction + a polynomial (degree 6
+ * for f32 probabilities, 4 when they are rounded to bf16). */
 #include <immintrin.h>
 #include <math.h>
 
 #include "tensor/attn.h"
 
-static inline __m512 exp2_ps(__m512 x) {
+/* 2^x: x = n + f, f in [-0.5, 0.5]; p(f) ~ 2^f by Taylor terms of e^(f ln 2) up to degree
+ * `deg` (6: relative error ~2e-7; 4: ~5e-5, plenty for probabilities rounded to bf16). */
+static inline __m512 exp2_deg(__m512 x, int deg) {
   x = _mm512_max_ps(x, _mm512_set1_ps(-150.0f)); /* also maps -inf to -150: 2^-150 = 0 */
   x = _mm512_min_ps(x, _mm512_set1_ps(128.0f));
   __m512 xi = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 f = _mm512_sub_ps(x, xi); /* [-0.5, 0.5] */
-  __m512 p = _mm512_set1_ps(1.5403530e-4f);
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.3333558e-3f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.6181291e-3f));
+  __m512 f = _mm512_sub_ps(x, xi);
+  __m512 p;
+  if (deg >= 6) {
+    p = _mm512_set1_ps(1.5403530e-4f);
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.3333558e-3f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.6181291e-3f));
+  } else {
+    p = _mm512_set1_ps(9.6181291e-3f);
+  }
   p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.5504109e-2f));
   p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.4022651e-1f));
   p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.9314718e-1f));
   p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
   return _mm512_scalef_ps(p, xi);
 }
+#define exp2_ps(x) exp2_deg((x), 6)
+#define exp2_ps_bf16(x) exp2_deg((x), 4)
 
 void dg__attn_softmax_avx512(float *s, int64_t nrows, int nr, int64_t valid, int64_t j0, int64_t q0,
                              int causal, float *m, float *l, float *alpha, void *p, int bf16) {
@@ -35,14 +44,16 @@ void dg__attn_softmax_avx512(float *s, int64_t nrows, int nr, int64_t valid, int
     __m512 v0 = _mm512_loadu_ps(sr), v1 = _mm512_loadu_ps(sr + 16);
     if (r >= valid) {
       v0 = v1 = ninf;
+      _mm512_storeu_ps(sr, v0);
+      _mm512_storeu_ps(sr + 16, v1);
     } else if (causal && j0 + r > q0) {
       /* visible when c >= j0 + r - q0 */
       __m512i lim = _mm512_set1_epi32((int)(j0 + r - q0 > 64 ? 64 : j0 + r - q0));
       v0 = _mm512_mask_mov_ps(ninf, _mm512_cmp_epi32_mask(c_lo, lim, _MM_CMPINT_NLT), v0);
       v1 = _mm512_mask_mov_ps(ninf, _mm512_cmp_epi32_mask(c_hi, lim, _MM_CMPINT_NLT), v1);
+      _mm512_storeu_ps(sr, v0);
+      _mm512_storeu_ps(sr + 16, v1);
     }
-    _mm512_storeu_ps(sr, v0);
-    _mm512_storeu_ps(sr + 16, v1);
     mx0 = _mm512_max_ps(mx0, v0);
     mx1 = _mm512_max_ps(mx1, v1);
   }
@@ -71,10 +82,10 @@ void dg__attn_softmax_avx512(float *s, int64_t nrows, int nr, int64_t valid, int
     __m512i *d = p;
     for (int64_t r = 0; r < nrows; r += 2) {
       const float *sr = s + r * 32;
-      __m512 p00 = exp2_ps(_mm512_sub_ps(_mm512_loadu_ps(sr), b0));
-      __m512 p01 = exp2_ps(_mm512_sub_ps(_mm512_loadu_ps(sr + 16), b1));
-      __m512 p10 = exp2_ps(_mm512_sub_ps(_mm512_loadu_ps(sr + 32), b0));
-      __m512 p11 = exp2_ps(_mm512_sub_ps(_mm512_loadu_ps(sr + 48), b1));
+      __m512 p00 = exp2_ps_bf16(_mm512_sub_ps(_mm512_loadu_ps(sr), b0));
+      __m512 p01 = exp2_ps_bf16(_mm512_sub_ps(_mm512_loadu_ps(sr + 16), b1));
+      __m512 p10 = exp2_ps_bf16(_mm512_sub_ps(_mm512_loadu_ps(sr + 32), b0));
+      __m512 p11 = exp2_ps_bf16(_mm512_sub_ps(_mm512_loadu_ps(sr + 48), b1));
       sum0 = _mm512_add_ps(sum0, _mm512_add_ps(p00, p10));
       sum1 = _mm512_add_ps(sum1, _mm512_add_ps(p01, p11));
       __m512i lo = (__m512i)_mm512_cvtne2ps_pbh(p10, p00);
