@@ -262,16 +262,26 @@ typedef struct gemm_job {
 
 static void store_tile(const dg__gemm *g, const float *rbias, const float *cbias, const float *t, int nr,
                        int64_t i0, int64_t j0, int64_t mr, int64_t ncols, int first) {
+  int64_t coff[64]; /* offset of column j0 + j in C (ncols <= nr <= 64) */
+  for (int64_t j = 0; j < ncols; j++) coff[j] = ((j0 + j) / g->jdiv) * g->cimg + (j0 + j) % g->jdiv;
+  int contiguous = ncols > 0 && coff[ncols - 1] - coff[0] == ncols - 1;
   for (int64_t r = 0; r < mr; r++) {
     float rb = (first && rbias) ? rbias[i0 + r] : 0.0f;
-    for (int64_t j = 0; j < ncols; j++) {
-      int64_t jj = j0 + j;
-      float *cp = g->c + (jj / g->jdiv) * g->cimg + (i0 + r) * g->ldc + jj % g->jdiv;
-      float v = t[r * nr + j];
-      if (first)
-        *cp = v + rb + (cbias ? cbias[jj] : 0.0f);
+    const float *tr = t + r * nr;
+    float *cr = g->c + (i0 + r) * g->ldc;
+    if (contiguous) {
+      float *d = cr + coff[0];
+      if (!first)
+        for (int64_t j = 0; j < ncols; j++) d[j] += tr[j];
+      else if (cbias)
+        for (int64_t j = 0; j < ncols; j++) d[j] = tr[j] + rb + cbias[j0 + j];
       else
-        *cp += v;
+        for (int64_t j = 0; j < ncols; j++) d[j] = tr[j] + rb;
+    } else {
+      for (int64_t j = 0; j < ncols; j++) {
+        float *cp = cr + coff[j];
+        *cp = first ? tr[j] + rb + (cbias ? cbias[j0 + j] : 0.0f) : *cp + tr[j];
+      }
     }
   }
 }
