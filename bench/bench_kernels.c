@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "tensor/gemm.h" /* dg__ukernel_amx_bf16(): AMX availability + OS permission */
 #include "tensor/ops.h"
 #include "tensor/tensor.h"
 
@@ -123,6 +124,41 @@ __attribute__((target("avx512f,avx512bf16"))) static void *dpbf16_loop(void *out
   *(float *)out = _mm512_reduce_add_ps(s);
   return NULL;
 }
+/* AMX: 4 accumulator tiles, operands resident in tiles (tdpbf16ps throughput). */
+typedef struct amx_cfg_t {
+  uint8_t palette, start_row, reserved[14];
+  uint16_t colsb[16];
+  uint8_t rows[16];
+} amx_cfg_t;
+__attribute__((target("amx-tile,amx-bf16"))) static void *amx_loop(void *out) {
+  static _Alignas(64) uint16_t ab[16 * 32];
+  static _Alignas(64) float c[16 * 16];
+  _Alignas(64) amx_cfg_t cfg;
+  memset(&cfg, 0, sizeof cfg);
+  cfg.palette = 1;
+  for (int i = 0; i < 8; i++) cfg.colsb[i] = 64, cfg.rows[i] = 16;
+  for (int i = 0; i < 16 * 32; i++) ab[i] = 0x3f80; /* 1.0 */
+  _tile_loadconfig(&cfg);
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  _tile_loadd(4, ab, 64);
+  _tile_loadd(5, ab, 64);
+  _tile_loadd(6, ab, 64);
+  _tile_loadd(7, ab, 64);
+  for (long it = 0; it < FMA_ITERS / 4; it++) {
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(1, 4, 7);
+    _tile_dpbf16ps(2, 5, 6);
+    _tile_dpbf16ps(3, 5, 7);
+  }
+  _tile_stored(0, c, 64);
+  _tile_release();
+  *(float *)out = c[0];
+  return NULL;
+}
+
 /* GFLOP/s of fn on nt threads; flops per iteration per thread given. */
 static double loop_peak(void *(*fn)(void *), int nt, double flops_per_iter) {
   pthread_t th[64];
@@ -274,6 +310,10 @@ int main(int argc, char **argv) {
   if (dg_cpu_has_avx512bf16()) {
     double bp = loop_peak(dpbf16_loop, nt, 24.0 * 64.0);
     printf("vdpbf16ps loop (bf16 pairs, f32 accumulate): %.1f GFLOP/s\n", bp);
+  }
+  if (dg_cpu_has_avx512() && dg__ukernel_amx_bf16()) {
+    double ap = loop_peak(amx_loop, nt, 4.0 * 16 * 16 * 32 * 2 / 4.0);
+    printf("AMX tdpbf16ps loop (4 tiles, operands resident): %.1f GFLOP/s\n", ap);
   }
 #endif
 
