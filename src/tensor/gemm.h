@@ -9,12 +9,18 @@
  *
  *   A panel: MR rows x kc   -> a[k * MR + r]             (f32)
  *                              a[(k/2) * 2MR + 2r + k%2] (bf16 pairs)
+ *                              a[r * kpad + k]           (bf16 row-major, AMX)
  *   B panel: kc x NR cols   -> b[k * NR + j]             (f32)
- *                              b[(k/2) * 2NR + 2j + k%2] (bf16 pairs)
+ *                              b[(k/2) * 2NR + 2j + k%2] (bf16 pairs, also AMX)
  *
- * rows/cols past the matrix edge and the odd k of a bf16 pair are zero.  The
- * micro-kernel keeps an MR x NR tile of C in registers (NR is a multiple of the
- * vector width: broadcast one A value, FMA against NR/16 vectors of B).
+ * rows/cols past the matrix edge and k past kc (up to the kernel's kalign) are
+ * zero.  The SIMD micro-kernels keep an MR x NR tile of C in registers (NR is a
+ * multiple of the vector width: broadcast one A value, FMA against NR/16
+ * vectors of B); the AMX one keeps it in four 16 x 16 tile registers.
+ *
+ * Kernels: generic C 4x16, AVX2 6x16, AVX-512 14x32 (f32 and vdpbf16ps),
+ * AMX-BF16 32x32; dg__ukernel_for() picks one from the engine's ISA and
+ * precision.
  *
  * Loop nest (BLIS): jc (NC columns) > pc (KC of K) > ic (MC rows) > jr (NR) > ir (MR).
  * Threads split either the rows or the columns (whichever operand is the
@@ -30,7 +36,7 @@
 #include "tensor/tensor.h"
 
 /* One micro-kernel: C tile (MR, NR) at c with row stride ldc.
- *   kc        number of k steps in the packed panels (pairs for bf16: kc = ceil(K/2))
+ *   kc        number of k steps in the packed panels (dg__ksteps: pairs for bf16)
  *   acc       0: C = tile (+ bias); 1: C += tile (bias ignored)
  *   row_bias  MR floats added to each row (or NULL); col_bias NR floats (or NULL) */
 typedef void (*dg__ukernel_fn)(int64_t kc, const void *a, const void *b, float *c, int64_t ldc,
