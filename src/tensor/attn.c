@@ -39,6 +39,7 @@ void dg__attn_softmax_generic(float *s, int64_t nrows, int nr, int64_t valid, in
 typedef struct attn_job {
   const dg__ukernel *uk;
   dg__attn_softmax_fn softmax;
+  int store_avx512;         /* transpose O^T into y with dg__attn_store_avx512 (NR == 32) */
   dg_engine *e;
   int64_t lq, lk, c, d, h, bk;
   int causal;
@@ -125,10 +126,14 @@ static void attn_task(void *arg, int64_t t0, int64_t t1, int ti) {
         uk->fn(ks, vblk + (size_t)(d0 / MR) * j->vpan, bf ? (const void *)pb : (const void *)s, o + d0 * NR, NR,
                1, NULL, NULL);
     }
-    for (int64_t c = 0; c < rows; c++) {
-      float inv = l[c] > 0.0f ? 1.0f / l[c] : 0.0f;
-      float *yr = j->yb + (q0 + c) * j->c;
-      for (int64_t d = 0; d < j->d; d++) yr[d] = o[d * NR + c] * inv;
+    if (j->store_avx512) {
+      dg__attn_store_avx512(o, j->d, rows, l, j->yb + q0 * j->c, j->c);
+    } else {
+      for (int64_t c = 0; c < rows; c++) {
+        float inv = l[c] > 0.0f ? 1.0f / l[c] : 0.0f;
+        float *yr = j->yb + (q0 + c) * j->c;
+        for (int64_t d = 0; d < j->d; d++) yr[d] = o[d * NR + c] * inv;
+      }
     }
   }
   if (uk->thread_end) uk->thread_end();
@@ -142,7 +147,10 @@ dg_status dg__attention_flash(dg_engine *e, dg_tensor *y, const dg_tensor *q, co
   atomic_init(&j.failed, 0);
   j.uk = uk;
   j.softmax = dg__attn_softmax_generic;
-  if (uk->nr == 32 && dg_engine_isa(e) == DG_ISA_AVX512) j.softmax = dg__attn_softmax_avx512;
+  if (uk->nr == 32 && dg_engine_isa(e) == DG_ISA_AVX512) {
+    j.softmax = dg__attn_softmax_avx512;
+    j.store_avx512 = 1;
+  }
   if (uk->nr == 16 && !uk->bf16 && (dg_engine_isa(e) == DG_ISA_AVX2 || dg_engine_isa(e) == DG_ISA_AVX512))
     j.softmax = dg__attn_softmax_avx2;
   j.e = e;

@@ -34,4 +34,7 @@ void dg__attn_softmax_avx2(float *s, int64_t nrows, int nr, int64_t valid, int64
 void dg__attn_softmax_avx512(float *s, int64_t nrows, int nr, int64_t valid, int64_t j0, int64_t q0,
                              int causal, float *m, float *l, float *alpha, void *p, int bf16);
 
+/* y[c * ldy + dd] = o[dd * 32 + c] / l[c] for c < rows, dd < d (0 where l = 0); o is (>= d, 32). */
+void dg__attn_store_avx512(const float *o, int64_t d, int64_t rows, const float *l, float *y, int64_t ldy);
+
 #endif

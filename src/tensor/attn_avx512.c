@@ -5,6 +5,7 @@
 #include <math.h>
 
 #include "tensor/attn.h"
+#include "tensor/gemm_avx512.h"
 
 /* 2^x: x = n + f, f in [-0.5, 0.5]; p(f) ~ 2^f by Taylor terms of e^(f ln 2) up to degree
  * `deg` (6: relative error ~2e-7; 4: ~5e-5, plenty for probabilities rounded to bf16). */
@@ -100,4 +101,23 @@ void dg__attn_softmax_avx512(float *s, int64_t nrows, int nr, int64_t valid, int
   _mm512_storeu_ps(alpha + 16, a1);
   _mm512_storeu_ps(m, mx0);
   _mm512_storeu_ps(m + 16, mx1);
+}
+
+void dg__attn_store_avx512(const float *o, int64_t d, int64_t rows, const float *l, float *y, int64_t ldy) {
+  for (int64_t c0 = 0; c0 < rows; c0 += 16) {
+    int cn = rows - c0 < 16 ? (int)(rows - c0) : 16;
+    float inv[16];
+    for (int c = 0; c < cn; c++) inv[c] = l[c0 + c] > 0.0f ? 1.0f / l[c0 + c] : 0.0f;
+    for (int64_t d0 = 0; d0 < d; d0 += 16) {
+      int dn = d - d0 < 16 ? (int)(d - d0) : 16;
+      __mmask16 m = (__mmask16)(dn == 16 ? 0xffff : (1u << dn) - 1);
+      __m512 v[16];
+#pragma GCC unroll 16
+      for (int r = 0; r < 16; r++) v[r] = r < dn ? _mm512_loadu_ps(o + (d0 + r) * 32 + c0) : _mm512_setzero_ps();
+      TRANSPOSE16(v); /* v[c] = o[d0 .. d0 + 15][c0 + c] */
+#pragma GCC unroll 16
+      for (int c = 0; c < 16; c++)
+        if (c < cn) _mm512_mask_storeu_ps(y + (c0 + c) * ldy + d0, m, _mm512_mul_ps(v[c], _mm512_set1_ps(inv[c])));
+    }
+  }
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "tensor/gemm.h"
+#include "tensor/gemm_avx512.h"
 
 #define MR 14
 
@@ -92,34 +93,6 @@ static inline __m512 load16(const void *p, dg_dtype t, int64_t off, int n) {
     default: return _mm512_maskz_loadu_ps(m, (const float *)p + off);
   }
 }
-
-/* In-register 16 x 16 transpose: v[r][c] -> v[c][r]. */
-#define TRANSPOSE16(v)                                                       \
-  do {                                                                       \
-    __m512 t_[16];                                                           \
-    _Pragma("GCC unroll 8") for (int i = 0; i < 16; i += 2) {                \
-      t_[i] = _mm512_unpacklo_ps(v[i], v[i + 1]);                            \
-      t_[i + 1] = _mm512_unpackhi_ps(v[i], v[i + 1]);                        \
-    }                                                                        \
-    _Pragma("GCC unroll 4") for (int i = 0; i < 16; i += 4) {                \
-      v[i] = _mm512_shuffle_ps(t_[i], t_[i + 2], 0x44);                      \
-      v[i + 1] = _mm512_shuffle_ps(t_[i], t_[i + 2], 0xee);                  \
-      v[i + 2] = _mm512_shuffle_ps(t_[i + 1], t_[i + 3], 0x44);              \
-      v[i + 3] = _mm512_shuffle_ps(t_[i + 1], t_[i + 3], 0xee);              \
-    }                                                                        \
-    _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++) {                    \
-      t_[i] = _mm512_shuffle_f32x4(v[i], v[i + 4], 0x88);                    \
-      t_[i + 4] = _mm512_shuffle_f32x4(v[i], v[i + 4], 0xdd);                \
-      t_[i + 8] = _mm512_shuffle_f32x4(v[i + 8], v[i + 12], 0x88);           \
-      t_[i + 12] = _mm512_shuffle_f32x4(v[i + 8], v[i + 12], 0xdd);          \
-    }                                                                        \
-    _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++) {                    \
-      v[i] = _mm512_shuffle_f32x4(t_[i], t_[i + 8], 0x88);                   \
-      v[i + 8] = _mm512_shuffle_f32x4(t_[i], t_[i + 8], 0xdd);               \
-      v[i + 4] = _mm512_shuffle_f32x4(t_[i + 4], t_[i + 12], 0x88);          \
-      v[i + 12] = _mm512_shuffle_f32x4(t_[i + 4], t_[i + 12], 0xdd);         \
-    }                                                                        \
-  } while (0)
 
 /* words [2c] = a[c], [2c+1] = b[c] as bf16 (round to nearest even) */
 static inline __m512i pair_bf16(__m512 a, __m512 b) {

@@ -1,0 +1,35 @@
+/* Internal helpers shared by the AVX-512 files (include only from *_avx512.c). */
+#ifndef DG_TENSOR_GEMM_AVX512_H
+#define DG_TENSOR_GEMM_AVX512_H
+
+#include <immintrin.h>
+
+/* In-register 16 x 16 transpose: v[r][c] -> v[c][r]. */
+#define TRANSPOSE16(v)                                                       \
+  do {                                                                       \
+    __m512 t_[16];                                                           \
+    _Pragma("GCC unroll 8") for (int i = 0; i < 16; i += 2) {                \
+      t_[i] = _mm512_unpacklo_ps(v[i], v[i + 1]);                            \
+      t_[i + 1] = _mm512_unpackhi_ps(v[i], v[i + 1]);                        \
+    }                                                                        \
+    _Pragma("GCC unroll 4") for (int i = 0; i < 16; i += 4) {                \
+      v[i] = _mm512_shuffle_ps(t_[i], t_[i + 2], 0x44);                      \
+      v[i + 1] = _mm512_shuffle_ps(t_[i], t_[i + 2], 0xee);                  \
+      v[i + 2] = _mm512_shuffle_ps(t_[i + 1], t_[i + 3], 0x44);              \
+      v[i + 3] = _mm512_shuffle_ps(t_[i + 1], t_[i + 3], 0xee);              \
+    }                                                                        \
+    _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++) {                    \
+      t_[i] = _mm512_shuffle_f32x4(v[i], v[i + 4], 0x88);                    \
+      t_[i + 4] = _mm512_shuffle_f32x4(v[i], v[i + 4], 0xdd);                \
+      t_[i + 8] = _mm512_shuffle_f32x4(v[i + 8], v[i + 12], 0x88);           \
+      t_[i + 12] = _mm512_shuffle_f32x4(v[i + 8], v[i + 12], 0xdd);          \
+    }                                                                        \
+    _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++) {                    \
+      v[i] = _mm512_shuffle_f32x4(t_[i], t_[i + 8], 0x88);                   \
+      v[i + 8] = _mm512_shuffle_f32x4(t_[i], t_[i + 8], 0xdd);               \
+      v[i + 4] = _mm512_shuffle_f32x4(t_[i + 4], t_[i + 12], 0x88);          \
+      v[i + 12] = _mm512_shuffle_f32x4(t_[i + 4], t_[i + 12], 0xdd);         \
+    }                                                                        \
+  } while (0)
+
+#endif
