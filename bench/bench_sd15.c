@@ -534,7 +534,10 @@ int main(int argc, char **argv) {
       failed = 1;
       continue;
     }
-    printf("  %s done: total %.2f s\n", name, r[k].total_s);
+    printf("  %s done: open %.2f s, text %.3f s, VAE encode %.2f s, UNet step 1 %.2f s, steps 2.. mean %.2f s "
+           "(min %.2f, max %.2f), VAE decode %.2f s, total %.2f s, peak RSS %.0f MB\n",
+           name, r[k].load_s, r[k].text_s, r[k].vae_enc_s, r[k].step1_s, r[k].step_mean_s, r[k].step_min_s,
+           r[k].step_max_s, r[k].decode_s, r[k].total_s, r[k].hwm_mb);
     fflush(stdout);
     if (o.save) save_png(img[k], o.save, name);
   }
