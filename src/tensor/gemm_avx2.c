@@ -112,7 +112,21 @@ static void pack_ik(const dg__opnd *o, int R, int bf16, int64_t i0, int64_t rows
   }
 }
 
+/* Stride-1 im2col run with masked loads (lanes outside [0, w) read nothing). */
+static void im2col_run(const float *xr, int64_t sx0, int64_t w, int len, float *d) {
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  for (int t = 0; t < len; t += 8) {
+    __m256i sx = _mm256_add_epi32(lane, _mm256_set1_epi32((int)(sx0 + t)));
+    __m256i ok = _mm256_and_si256(_mm256_cmpgt_epi32(sx, _mm256_set1_epi32(-1)),
+                                  _mm256_cmpgt_epi32(_mm256_set1_epi32((int)w), sx));
+    __m256i keep = _mm256_cmpgt_epi32(_mm256_set1_epi32(len - t), lane);
+    /* address arithmetic in integers: the masked-off lanes may lie outside the row */
+    const float *src = (const float *)((uintptr_t)xr + (uintptr_t)((sx0 + t) * (int64_t)sizeof(float)));
+    _mm256_maskstore_ps(d + t, keep, _mm256_maskload_ps(src, _mm256_and_si256(ok, keep)));
+  }
+}
+
 static const dg__ukernel k_f32 = {.mr = MR, .nr = 16, .bf16 = 0, .kalign = 1, .fn = uk_f32, .pack_ik = pack_ik,
-                                  .name = "avx2-6x16-f32"};
+                                  .im2col_run = im2col_run, .name = "avx2-6x16-f32"};
 
 const dg__ukernel *dg__ukernel_avx2(void) { return &k_f32; }
