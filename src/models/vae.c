@@ -873,7 +873,7 @@ dg_status dg_vae_encode(const dg_vae *v, dg_engine *e, dg_arena *arena, const dg
     return DG_STATUS_ERR_SHAPE;
   const int64_t N = image->shape[0], H = image->shape[2], W = image->shape[3];
   const int64_t h = dg_vae_latent_size(c, H), w = dg_vae_latent_size(c, W);
-  if (N < 1 || h < 1 || w < 1 || H * W > VAE_MAX_PIXELS) return DG_STATUS_ERR_SHAPE;
+  if (N < 1 || N > 64 || h < 1 || w < 1 || H * W > VAE_MAX_PIXELS) return DG_STATUS_ERR_SHAPE;
   if (moments->shape[0] != N || moments->shape[1] != 2 * c->latent_channels ||
       moments->shape[2] != h || moments->shape[3] != w)
     return DG_STATUS_ERR_SHAPE;
@@ -960,7 +960,9 @@ dg_status dg_vae_decode(const dg_vae *v, dg_engine *e, dg_arena *arena, const dg
     return DG_STATUS_ERR_SHAPE;
   const int n = c->n_levels, lpb = c->layers_per_block, *boc = c->block_out_channels;
   const int64_t N = z->shape[0], h = z->shape[2], w = z->shape[3], f = dg_vae_factor(c);
-  if (N < 1 || h < 1 || w < 1 || h * w * f * f > VAE_MAX_PIXELS) return DG_STATUS_ERR_SHAPE;
+  if (N < 1 || N > 64 || h < 1 || w < 1 || h > VAE_MAX_PIXELS || w > VAE_MAX_PIXELS ||
+      h * w * f * f > VAE_MAX_PIXELS)
+    return DG_STATUS_ERR_SHAPE;
   if (image->shape[0] != N || image->shape[1] != c->out_channels || image->shape[2] != f * h ||
       image->shape[3] != f * w)
     return DG_STATUS_ERR_SHAPE;
