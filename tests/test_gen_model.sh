@@ -111,5 +111,16 @@ head -c 100 "$T/s32.safetensors" >"$T/trunc.safetensors"
 "$BIN" gen-model --verify "$T/trunc.safetensors" --tokenizer "$TOK" 2>/dev/null; [ $? -eq 1 ] && ok "verify truncated file" ||
   bad "verify truncated file"
 
+# 6. the loader's refusals name the problem
+cp "$T/s32.safetensors" "$T/model.ckpt"
+"$BIN" gen-model --verify "$T/model.ckpt" --tokenizer "$TOK" 2>"$T/e1"; [ $? -eq 1 ] && grep -q "pickle" "$T/e1" &&
+  ok "pickle checkpoint refused" || bad "pickle checkpoint: $(cat "$T/e1")"
+mkdir -p "$T/empty"
+"$BIN" gen-model --verify "$T/empty" 2>"$T/e2"; [ $? -eq 1 ] && grep -q "model_index.json" "$T/e2" &&
+  ok "folder without model_index.json refused" || bad "empty folder: $(cat "$T/e2")"
+rm "$T/d32/vae/diffusion_pytorch_model.safetensors"
+"$BIN" gen-model --verify "$T/d32" 2>"$T/e3"; [ $? -eq 1 ] && grep -q "vae/diffusion_pytorch_model.safetensors" "$T/e3" &&
+  ok "missing vae file named" || bad "missing vae: $(cat "$T/e3")"
+
 echo "$fails failure(s)"
 [ $fails -eq 0 ]
