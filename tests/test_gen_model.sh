@@ -76,6 +76,12 @@ cat "$T/v_d32"
 [ "$(wc -l <"$T/v_d32")" -eq 4 ] && ok "4 outputs" || bad "expected 4 verify lines"
 cmp -s "$T/v_d32" "$T/v_s32" && ok "f32: layouts give identical outputs" || bad "f32 layouts differ"
 cmp -s "$T/v_d32" "$T/v_fix" && ok "f32: same outputs as the fixture model" || bad "differs from fixture"
+# the fixture's single file has no metadata: configs detected from the shapes
+verify "$FIX/sd15-tiny.safetensors" --tokenizer "$TOK" >"$T/v_fix_s" || bad "verify fixture single file"
+cmp -s "$T/v_fix_s" "$T/v_fix" && ok "fixture single file (detected configs) = fixture folder" ||
+  bad "fixture single file differs"
+verify "$FIX/sd15-tiny.safetensors" --tokenizer "$TOK" --config-dir "$FIX/diffusers" >"$T/v_fix_c" &&
+  cmp -s "$T/v_fix_c" "$T/v_fix" && ok "single file with --config-dir" || bad "single file with --config-dir"
 
 for dt in f16 bf16; do
   gen --dtype $dt --layout diffusers --seed 7 --tokenizer "$TOK" -o "$T/d_$dt" || bad "gen diffusers $dt"
