@@ -415,8 +415,9 @@ static dg_status emit_hidden(const dg_clip_text *m, dg_engine *e, const dg_clip_
   return dg_scale(e, run->hidden, x, 1.0f, 0.0f);
 }
 
-dg_status dg_clip_text_forward(dg_clip_text *m, dg_engine *e, dg_arena *arena, const dg_tensor *ids,
-                               dg_clip_text_run *run, char *err, size_t errlen) {
+dg_status dg_clip_text_forward(const dg_clip_text *m, dg_engine *e, dg_arena *arena,
+                               const dg_tensor *ids, dg_clip_text_run *run, char *err,
+                               size_t errlen) {
   const dg_clip_text_config *c = &m->cfg;
   if (!ids || ids->ndim != 2 || (ids->dtype != DG_DTYPE_I64 && ids->dtype != DG_DTYPE_I32)) {
     seterr(err, errlen, "clip_text: ids must be (B, L) I64 or I32");

@@ -90,7 +90,8 @@ dg_clip_text_run dg_clip_text_run_default(void); /* skip 0, final_norm 1, no out
 
 /* ids (B, L) I64 or I32 with L <= max_positions.  Temporaries go to `arena`
  * and are released (reset to the entry mark) before returning. */
-dg_status dg_clip_text_forward(dg_clip_text *m, dg_engine *e, dg_arena *arena, const dg_tensor *ids,
-                               dg_clip_text_run *run, char *err, size_t errlen);
+dg_status dg_clip_text_forward(const dg_clip_text *m, dg_engine *e, dg_arena *arena,
+                               const dg_tensor *ids, dg_clip_text_run *run, char *err,
+                               size_t errlen);
 
 #endif
