@@ -211,6 +211,33 @@ void dg__pack_panel(const dg__ukernel *uk, const dg__opnd *o, int is_a, int R, i
     dx = k0 % g->kw;
   }
   float tmp[2][64];
+  /* bf16 pairs straight from two contiguous f32 source rows: KI operands and
+   * pointwise-conv (flattened) im2col panels inside one image */
+  if (bf16 && uk->cvt_pairs && rows == R && o->dtype == DG_DTYPE_F32 && o->scale == 1.0f) {
+    const float *base = NULL;
+    int64_t stride = 0;
+    const dg__conv_geom *g = o->conv;
+    if (o->kind == DG__OPND_KI) {
+      base = (const float *)o->data + k0 * o->ld + i0;
+      stride = o->ld;
+    } else if (o->kind == DG__OPND_IM2COL && g->kh == 1 && g->kw == 1 && g->stride == 1 && g->pad == 0 &&
+               g->h == 1 && ns == 1) {
+      base = (const float *)o->data + (sg[0].n * g->ci + k0) * g->w + sg[0].ox;
+      stride = g->w;
+    }
+    if (base) {
+      uint16_t *d = dst;
+      int64_t k = 0;
+      for (; k + 1 < kc; k += 2) uk->cvt_pairs(base + k * stride, base + (k + 1) * stride, R, d + k * R);
+      if (k < kc) { /* odd kc: pair with a zero row */
+        memset(tmp[1], 0, (size_t)R * sizeof(float));
+        uk->cvt_pairs(base + k * stride, tmp[1], R, d + k * R);
+        k += 2;
+      }
+      if (k < kpad) memset(d + k * R, 0, (size_t)((kpad - k) * R) * sizeof *d);
+      return;
+    }
+  }
   for (int64_t k = 0; k < kpad; k++) {
     float *row = bf16 ? tmp[k & 1] : (float *)dst + k * R;
     if (k >= kc) {
