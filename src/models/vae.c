@@ -1015,3 +1015,111 @@ out:
   dg_arena_reset(arena, mark);
   return st;
 }
+
+/* ---- tiled decode ---------------------------------------------------------- */
+
+typedef struct dg__tile {
+  int64_t y0, x0, h, w; /* latent origin and size */
+  float *img;           /* (N, C, f*h, f*w) */
+} dg__tile;
+
+/* b[.., y, ..] = a[.., ha - ext + y, ..] * (1 - y/ext) + b[.., y, ..] * (y/ext), y < ext
+ * (vertical: rows; horizontal: columns), in float as torch computes it. */
+static void blend(const dg__tile *a, dg__tile *b, int64_t nc, int64_t f, int64_t ext, int vertical) {
+  const int64_t ha = f * a->h, wa = f * a->w, hb = f * b->h, wb = f * b->w;
+  if (vertical) {
+    if (ha < ext) ext = ha;
+    if (hb < ext) ext = hb;
+  } else {
+    if (wa < ext) ext = wa;
+    if (wb < ext) ext = wb;
+  }
+  for (int64_t k = 0; k < ext; k++) {
+    const float wa_ = (float)(1.0 - (double)k / (double)ext), wb_ = (float)((double)k / (double)ext);
+    for (int64_t p = 0; p < nc; p++) {
+      const float *A = a->img + p * ha * wa;
+      float *B = b->img + p * hb * wb;
+      if (vertical) {
+        for (int64_t x = 0; x < wb; x++) {
+          float t1 = A[(ha - ext + k) * wa + x] * wa_, t2 = B[k * wb + x] * wb_;
+          B[k * wb + x] = t1 + t2;
+        }
+      } else {
+        for (int64_t y = 0; y < hb; y++) {
+          float t1 = A[y * wa + (wa - ext + k)] * wa_, t2 = B[y * wb + k] * wb_;
+          B[y * wb + k] = t1 + t2;
+        }
+      }
+    }
+  }
+}
+
+dg_status dg_vae_decode_tiled(const dg_vae *v, dg_engine *e, dg_arena *arena, const dg_tensor *z,
+                              dg_tensor *image, int tile_latent) {
+  const dg_vae_config *c = &v->cfg;
+  if (tile_latent < 4 || tile_latent % 4) return DG_STATUS_ERR_INVALID;
+  if (!is_f32_4d(z) || !is_f32_4d(image)) return DG_STATUS_ERR_SHAPE;
+  const int64_t N = z->shape[0], Z = z->shape[1], h = z->shape[2], w = z->shape[3];
+  if (h <= tile_latent && w <= tile_latent) return dg_vae_decode(v, e, arena, z, image, NULL);
+  const int64_t f = dg_vae_factor(c), C = c->out_channels;
+  if (Z != c->latent_channels || N < 1 || N > 64 || image->shape[0] != N || image->shape[1] != C ||
+      image->shape[2] != f * h || image->shape[3] != f * w || h > VAE_MAX_PIXELS ||
+      w > VAE_MAX_PIXELS || h * w * f * f > VAE_MAX_PIXELS)
+    return DG_STATUS_ERR_SHAPE;
+  /* diffusers: overlap_size = int(T * 0.75), blend_extent = int(f*T * 0.25),
+   * row_limit = f*T - blend_extent (= f * overlap_size for T % 4 == 0) */
+  const int64_t T = tile_latent, stride = T * 3 / 4, ext = f * T / 4, limit = f * T - ext;
+  const int64_t ny = (h + stride - 1) / stride, nx = (w + stride - 1) / stride;
+  dg_status st = DG_STATUS_OK;
+  dg_arena_mark mark = dg_arena_get_mark(arena);
+  dg__tile *tiles = dg_arena_alloc(arena, (size_t)(ny * nx) * sizeof *tiles);
+  if (!tiles) return DG_STATUS_ERR_NOMEM;
+  for (int64_t ty = 0; ty < ny; ty++)
+    for (int64_t tx = 0; tx < nx; tx++) {
+      dg__tile *t = &tiles[ty * nx + tx];
+      t->y0 = ty * stride;
+      t->x0 = tx * stride;
+      t->h = h - t->y0 < T ? h - t->y0 : T;
+      t->w = w - t->x0 < T ? w - t->x0 : T;
+      t->img = dg_arena_alloc(arena, (size_t)(N * C * f * t->h * f * t->w) * sizeof(float));
+      if (!t->img) {
+        st = DG_STATUS_ERR_NOMEM;
+        goto out;
+      }
+    }
+  for (int64_t i = 0; i < ny * nx; i++) {
+    dg__tile *t = &tiles[i];
+    dg_arena_mark tm = dg_arena_get_mark(arena);
+    int64_t zs[4] = {N, Z, t->h, t->w}, is[4] = {N, C, f * t->h, f * t->w};
+    dg_tensor *zt = dg_arena_tensor(arena, DG_DTYPE_F32, 4, zs); /* (N, Z, th, tw) */
+    if (!zt) {
+      st = DG_STATUS_ERR_NOMEM;
+      goto out;
+    }
+    for (int64_t p = 0; p < N * Z; p++)
+      for (int64_t y = 0; y < t->h; y++)
+        memcpy((float *)zt->data + (p * t->h + y) * t->w,
+               (const float *)z->data + (p * h + t->y0 + y) * w + t->x0, (size_t)t->w * sizeof(float));
+    dg_tensor ti = dg_tensor_make(DG_DTYPE_F32, 4, is, t->img); /* (N, C, f*th, f*tw) */
+    st = dg_vae_decode(v, e, arena, zt, &ti, NULL);
+    dg_arena_reset(arena, tm);
+    if (st != DG_STATUS_OK) goto out;
+  }
+  /* blend in place, in diffusers' order (top neighbour, then left), then crop */
+  for (int64_t ty = 0; ty < ny; ty++)
+    for (int64_t tx = 0; tx < nx; tx++) {
+      dg__tile *t = &tiles[ty * nx + tx];
+      if (ty > 0) blend(&tiles[(ty - 1) * nx + tx], t, N * C, f, ext, 1);
+      if (tx > 0) blend(&tiles[ty * nx + tx - 1], t, N * C, f, ext, 0);
+      const int64_t th = f * t->h, tw = f * t->w;
+      const int64_t ch = th < limit ? th : limit, cw = tw < limit ? tw : limit;
+      const int64_t oy = ty * limit, ox = tx * limit, H = f * h, W = f * w;
+      for (int64_t p = 0; p < N * C; p++)
+        for (int64_t y = 0; y < ch && oy + y < H; y++)
+          memcpy((float *)image->data + (p * H + oy + y) * W + ox, t->img + (p * th + y) * tw,
+                 (size_t)(ox + cw <= W ? cw : W - ox) * sizeof(float));
+    }
+out:
+  dg_arena_reset(arena, mark);
+  return st;
+}

@@ -94,6 +94,16 @@ dg_status dg_vae_moments_split(const dg_tensor *moments, dg_tensor *mean, dg_ten
 dg_status dg_vae_decode(const dg_vae *v, dg_engine *e, dg_arena *arena, const dg_tensor *z,
                         dg_tensor *image, const dg_vae_hooks *hooks);
 
+/* Tiled decode, as diffusers' AutoencoderKL.tiled_decode (enable_tiling):
+ * latent tiles of tile_latent x tile_latent (64 for SD at 512) with 25%
+ * overlap (stride tile_latent * 3/4), each decoded alone, blended linearly
+ * over a quarter tile with the tiles above and to the left, cropped and
+ * joined.  Peak memory is that of one tile's decode.  When z fits in one tile
+ * this is exactly dg_vae_decode.  tile_latent must be a positive multiple of
+ * 4; ERR_INVALID otherwise. */
+dg_status dg_vae_decode_tiled(const dg_vae *v, dg_engine *e, dg_arena *arena, const dg_tensor *z,
+                              dg_tensor *image, int tile_latent);
+
 /* Output size of the encoder for an input size (diffusers rounding). */
 int64_t dg_vae_latent_size(const dg_vae_config *c, int64_t pixels);
 
