@@ -4,6 +4,7 @@
  * threads; plus config parsing/detection, enumeration and error paths. */
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "models/clip_text.h"
 #include "t.h"
@@ -150,6 +151,116 @@ static void test_errors(dg_clip_text *m, dg_engine *e, dg_arena *a) {
   CHECK(dg_clip_text_forward(m, e, a, ids5, &r, err, sizeof err) == DG_STATUS_ERR_SHAPE);
 }
 
+
+/* The same tiny weights in OpenCLIP naming (fused in_proj, (C, P)
+ * text_projection), written to a file, loaded through the OpenCLIP key map:
+ * the hidden states must equal the goldens and text_embeds = pooled @ P. */
+static void test_openclip(const dg_weights *hf, dg_engine *e, dg_arena *a) {
+  char err[256] = "", path[] = "/tmp/dg_test_openclip_XXXXXX";
+  int fd = mkstemp(path);
+  CHECK(fd >= 0);
+  if (fd < 0) return;
+  close(fd);
+  const int C = 32, P = 16, NL = 2;
+  dg_tensor ts[64];
+  const dg_tensor *tp[64];
+  float *bufs[8];
+  int nt = 0, nb = 0;
+  char names[64][96];
+  static const char *const simple[][2] = {
+      {"token_embedding.weight", "text_model.embeddings.token_embedding.weight"},
+      {"positional_embedding", "text_model.embeddings.position_embedding.weight"},
+      {"ln_final.weight", "text_model.final_layer_norm.weight"},
+      {"ln_final.bias", "text_model.final_layer_norm.bias"}};
+  for (int i = 0; i < 4; i++) {
+    ts[nt] = *dg_weights_get(hf, simple[i][1]);
+    snprintf(names[nt], 96, "%s", simple[i][0]);
+    ts[nt].name = names[nt];
+    nt++;
+  }
+  static const char *const per[][2] = {{"ln_1.weight", "layer_norm1.weight"}, {"ln_1.bias", "layer_norm1.bias"},
+                                       {"ln_2.weight", "layer_norm2.weight"}, {"ln_2.bias", "layer_norm2.bias"},
+                                       {"attn.out_proj.weight", "self_attn.out_proj.weight"},
+                                       {"attn.out_proj.bias", "self_attn.out_proj.bias"},
+                                       {"mlp.c_fc.weight", "mlp.fc1.weight"}, {"mlp.c_fc.bias", "mlp.fc1.bias"},
+                                       {"mlp.c_proj.weight", "mlp.fc2.weight"}, {"mlp.c_proj.bias", "mlp.fc2.bias"}};
+  char hn[128];
+  for (int l = 0; l < NL; l++) {
+    for (int i = 0; i < 10; i++) {
+      snprintf(hn, sizeof hn, "text_model.encoder.layers.%d.%s", l, per[i][1]);
+      ts[nt] = *dg_weights_get(hf, hn);
+      snprintf(names[nt], 96, "transformer.resblocks.%d.%s", l, per[i][0]);
+      ts[nt].name = names[nt];
+      nt++;
+    }
+    for (int wb = 0; wb < 2; wb++) { /* fused q, k, v */
+      int64_t per_rows = wb ? 1 : C;
+      float *f = malloc(sizeof(float) * 3 * C * per_rows);
+      bufs[nb++] = f;
+      static const char *const qkv[3] = {"q_proj", "k_proj", "v_proj"};
+      for (int j = 0; j < 3; j++) {
+        snprintf(hn, sizeof hn, "text_model.encoder.layers.%d.self_attn.%s.%s", l, qkv[j], wb ? "bias" : "weight");
+        memcpy(f + j * C * per_rows, dg_weights_get(hf, hn)->data, sizeof(float) * C * per_rows);
+      }
+      int64_t shp[2] = {3 * C, C};
+      ts[nt] = dg_tensor_make(DG_DTYPE_F32, wb ? 1 : 2, shp, f);
+      snprintf(names[nt], 96, "transformer.resblocks.%d.attn.in_proj_%s", l, wb ? "bias" : "weight");
+      ts[nt].name = names[nt];
+      nt++;
+    }
+  }
+  float *proj = malloc(sizeof(float) * C * P); /* (C, P) */
+  bufs[nb++] = proj;
+  for (int i = 0; i < C * P; i++) proj[i] = (float)((i * 37) % 23 - 11) / 16.0f;
+  int64_t pshape[2] = {C, P};
+  ts[nt] = dg_tensor_make(DG_DTYPE_F32, 2, pshape, proj);
+  ts[nt].name = "text_projection";
+  nt++;
+  for (int i = 0; i < nt; i++) tp[i] = &ts[i];
+  CHECK(dg_safetensors_write(path, tp, (size_t)nt, NULL, err, sizeof err) == DG_STATUS_OK);
+
+  dg_safetensors *f = NULL;
+  dg_weights *w = dg_weights_new();
+  dg_clip_text *m = NULL;
+  dg_clip_text_config cfg;
+  CHECK(dg_safetensors_open(path, &f, err, sizeof err) == DG_STATUS_OK);
+  CHECK(f && dg_weights_add(w, f, "", dg_clip_text_openclip_key_map, NULL, err, sizeof err) == DG_STATUS_OK);
+  CHECK(dg_clip_text_config_detect(w, 4, -1, &cfg, err, sizeof err) == DG_STATUS_OK);
+  CHECK(cfg.act == DG_CLIP_ACT_GELU && cfg.projection_dim == P && cfg.n_layers == NL); /* OpenCLIP default */
+  cfg.act = DG_CLIP_ACT_QUICK_GELU; /* these weights are the quick_gelu tower */
+  dg_status st = dg_clip_text_new(&cfg, w, &m, err, sizeof err);
+  CHECK_MSG(st == DG_STATUS_OK, "openclip new: %s", err);
+  if (st == DG_STATUS_OK) {
+    const dg_tensor *ids = gold("input_ids"), *lhs = gold("last_hidden_state");
+    dg_arena_mark mk = dg_arena_get_mark(a);
+    int64_t s3[3] = {4, 77, C}, s2[2] = {4, C}, sp[2] = {4, P};
+    dg_clip_text_run r = dg_clip_text_run_default();
+    r.hidden = dg_arena_tensor(a, DG_DTYPE_F32, 3, s3);
+    r.pooled = dg_arena_tensor(a, DG_DTYPE_F32, 2, s2);
+    r.text_embeds = dg_arena_tensor(a, DG_DTYPE_F32, 2, sp);
+    CHECK(dg_clip_text_forward(m, e, a, ids, &r, err, sizeof err) == DG_STATUS_OK);
+    compare("openclip names", "last_hidden_state", r.hidden, lhs);
+    compare("openclip names", "pooler_output", r.pooled, gold("pooler_output"));
+    double d = 0;
+    for (int b = 0; b < 4; b++)
+      for (int j = 0; j < P; j++) {
+        double acc = 0;
+        for (int i = 0; i < C; i++) acc += (double)((float *)r.pooled->data)[b * C + i] * proj[i * P + j];
+        d = fmax(d, fabs(acc - ((float *)r.text_embeds->data)[b * P + j]));
+      }
+    CHECK_MSG(d < 1e-5, "text_embeds off by %g", d);
+    dg_arena_reset(a, mk);
+  }
+  char out[64];
+  CHECK(dg_clip_text_openclip_key_map("logit_scale", out, sizeof out, NULL) == 0);
+  CHECK(dg_clip_text_openclip_key_map("transformer.resblocks.x.ln_1.weight", out, sizeof out, NULL) == 0);
+  dg_clip_text_free(m);
+  dg_weights_free(w);
+  dg_safetensors_close(f);
+  for (int i = 0; i < nb; i++) free(bufs[i]);
+  unlink(path);
+}
+
 typedef struct enum_ctx {
   const dg_weights *w;
   int n, bad;
@@ -240,6 +351,7 @@ int main(void) {
       if (st != DG_STATUS_OK) continue;
       run_all(m, e, arena, what, (int)(ei & 1));
       if (ei == 0 && li == 0) test_errors(m, e, arena);
+      if (ei == 3 && li == 0) test_openclip(ws[0], e, arena);
       dg_clip_text_free(m);
     }
     dg_engine_free(e);

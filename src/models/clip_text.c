@@ -16,6 +16,7 @@ typedef struct dg__clip_layer {
   const dg_tensor *q_w, *q_b, *k_w, *k_b, *v_w, *v_b, *o_w, *o_b;
   const dg_tensor *ln2_w, *ln2_b;
   const dg_tensor *fc1_w, *fc1_b, *fc2_w, *fc2_b;
+  dg_tensor fused[6]; /* q, k, v weight and bias views of a fused in_proj (OpenCLIP) */
 } dg__clip_layer;
 
 struct dg_clip_text {
@@ -25,6 +26,7 @@ struct dg_clip_text {
   dg__clip_layer *layers;   /* n_layers */
   const dg_tensor *lnf_w, *lnf_b;
   const dg_tensor *proj; /* (P, C) or NULL */
+  dg_tensor proj_t;      /* owned F32 (P, C) copy of an OpenCLIP (C, P) text_projection */
 };
 
 static void seterr(char *err, size_t n, const char *fmt, ...) {
@@ -177,6 +179,8 @@ dg_status dg_clip_text_config_detect(const dg_weights *w, int n_heads_hint, int 
   const dg_tensor *tok = dg_weights_get(w, "text_model.embeddings.token_embedding.weight");
   const dg_tensor *pos = dg_weights_get(w, "text_model.embeddings.position_embedding.weight");
   const dg_tensor *fc1 = dg_weights_get(w, "text_model.encoder.layers.0.mlp.fc1.weight");
+  if (act_hint < 0 && dg_weights_get(w, "text_model.encoder.layers.0.self_attn.in_proj.weight"))
+    act_hint = DG_CLIP_ACT_GELU; /* OpenCLIP towers use erf GELU */
   if (!tok || !pos || !fc1 || tok->ndim != 2 || pos->ndim != 2 || fc1->ndim != 2) {
     seterr(err, errlen, "clip_text: cannot detect config (token/position embedding or fc1 missing)");
     return DG_STATUS_ERR_FORMAT;
@@ -197,10 +201,46 @@ dg_status dg_clip_text_config_detect(const dg_weights *w, int n_heads_hint, int 
   if (act_hint == (int)DG_CLIP_ACT_GELU) r.act = DG_CLIP_ACT_GELU;
   else r.act = DG_CLIP_ACT_QUICK_GELU;
   const dg_tensor *proj = dg_weights_get(w, "text_projection.weight");
-  r.projection_dim = proj && proj->ndim == 2 ? (int)proj->shape[0] : 0;
+  const dg_tensor *proj_t = dg_weights_get(w, "text_projection");
+  r.projection_dim = proj && proj->ndim == 2         ? (int)proj->shape[0]
+                     : proj_t && proj_t->ndim == 2 ? (int)proj_t->shape[1]
+                                                   : 0;
   dg_status st = dg_clip_text_config_check(&r, err, errlen);
   if (st == DG_STATUS_OK) *c = r;
   return st;
+}
+
+/* ---- OpenCLIP names ------------------------------------------------------- */
+
+int dg_clip_text_openclip_key_map(const char *name, char *out, size_t n, void *ud) {
+  (void)ud;
+  static const char *const top[][2] = {
+      {"token_embedding.weight", "text_model.embeddings.token_embedding.weight"},
+      {"positional_embedding", "text_model.embeddings.position_embedding.weight"},
+      {"ln_final.weight", "text_model.final_layer_norm.weight"},
+      {"ln_final.bias", "text_model.final_layer_norm.bias"},
+      {"text_projection", "text_projection"},
+  };
+  for (size_t i = 0; i < sizeof top / sizeof top[0]; i++)
+    if (strcmp(name, top[i][0]) == 0) return snprintf(out, n, "%s", top[i][1]) < (int)n;
+  static const char *const blk[][2] = {
+      {"ln_1.", "layer_norm1."},
+      {"ln_2.", "layer_norm2."},
+      {"attn.in_proj_weight", "self_attn.in_proj.weight"},
+      {"attn.in_proj_bias", "self_attn.in_proj.bias"},
+      {"attn.out_proj.", "self_attn.out_proj."},
+      {"mlp.c_fc.", "mlp.fc1."},
+      {"mlp.c_proj.", "mlp.fc2."},
+  };
+  int l, used = 0;
+  if (sscanf(name, "transformer.resblocks.%d.%n", &l, &used) != 1 || !used || l < 0) return 0;
+  const char *r = name + used;
+  for (size_t i = 0; i < sizeof blk / sizeof blk[0]; i++) {
+    size_t k = strlen(blk[i][0]);
+    if (strncmp(r, blk[i][0], k) == 0)
+      return snprintf(out, n, "text_model.encoder.layers.%d.%s%s", l, blk[i][1], r + k) < (int)n;
+  }
+  return 0;
 }
 
 /* ---- weights -------------------------------------------------------------- */
@@ -310,12 +350,27 @@ dg_status dg_clip_text_new(const dg_clip_text_config *c, const dg_weights *w, dg
     dg__clip_layer *L = &m->layers[l];
     snprintf(base, sizeof base, "text_model.encoder.layers.%d.layer_norm1", l);
     need_linear(&b, base, C, 0, &L->ln1_w, &L->ln1_b);
-    snprintf(base, sizeof base, "text_model.encoder.layers.%d.self_attn.q_proj", l);
-    need_linear(&b, base, C, C, &L->q_w, &L->q_b);
-    snprintf(base, sizeof base, "text_model.encoder.layers.%d.self_attn.k_proj", l);
-    need_linear(&b, base, C, C, &L->k_w, &L->k_b);
-    snprintf(base, sizeof base, "text_model.encoder.layers.%d.self_attn.v_proj", l);
-    need_linear(&b, base, C, C, &L->v_w, &L->v_b);
+    snprintf(base, sizeof base, "text_model.encoder.layers.%d.self_attn.in_proj", l);
+    char qname[160];
+    snprintf(qname, sizeof qname, "text_model.encoder.layers.%d.self_attn.q_proj.weight", l);
+    if (!dg_weights_get(w, qname) && !b.failed) {
+      /* OpenCLIP: one in_proj (3C, C) + (3C); q, k, v are row blocks of it */
+      const dg_tensor *fw, *fb;
+      need_linear(&b, base, 3 * C, C, &fw, &fb);
+      for (int j = 0; j < 3 && !b.failed; j++) {
+        L->fused[j] = dg_tensor_narrow0(fw, j * C, C);
+        L->fused[3 + j] = dg_tensor_narrow0(fb, j * C, C);
+      }
+      L->q_w = &L->fused[0], L->k_w = &L->fused[1], L->v_w = &L->fused[2];
+      L->q_b = &L->fused[3], L->k_b = &L->fused[4], L->v_b = &L->fused[5];
+    } else {
+      snprintf(base, sizeof base, "text_model.encoder.layers.%d.self_attn.q_proj", l);
+      need_linear(&b, base, C, C, &L->q_w, &L->q_b);
+      snprintf(base, sizeof base, "text_model.encoder.layers.%d.self_attn.k_proj", l);
+      need_linear(&b, base, C, C, &L->k_w, &L->k_b);
+      snprintf(base, sizeof base, "text_model.encoder.layers.%d.self_attn.v_proj", l);
+      need_linear(&b, base, C, C, &L->v_w, &L->v_b);
+    }
     snprintf(base, sizeof base, "text_model.encoder.layers.%d.self_attn.out_proj", l);
     need_linear(&b, base, C, C, &L->o_w, &L->o_b);
     snprintf(base, sizeof base, "text_model.encoder.layers.%d.layer_norm2", l);
@@ -326,7 +381,26 @@ dg_status dg_clip_text_new(const dg_clip_text_config *c, const dg_weights *w, dg
     need_linear(&b, base, C, I, &L->fc2_w, &L->fc2_b);
   }
   need_linear(&b, "text_model.final_layer_norm", C, 0, &m->lnf_w, &m->lnf_b);
-  if (c->projection_dim > 0) m->proj = need(&b, "text_projection.weight", 2, c->projection_dim, C);
+  const dg_tensor *pt = dg_weights_get(w, "text_projection");
+  if (c->projection_dim > 0 && !dg_weights_get(w, "text_projection.weight") && pt && !b.failed) {
+    /* OpenCLIP stores the projection as (C, P) for x @ P: keep an F32 (P, C) copy */
+    const dg_tensor *t = need(&b, "text_projection", 2, C, c->projection_dim);
+    const int64_t P = c->projection_dim;
+    float *d = t ? malloc((size_t)(P * C) * sizeof(float)) : NULL;
+    if (t && !d) {
+      dg_clip_text_free(m);
+      return DG_STATUS_ERR_NOMEM;
+    }
+    if (t) {
+      for (int64_t i = 0; i < C; i++)
+        for (int64_t j = 0; j < P; j++) d[j * C + i] = dg_load_f32(t->data, t->dtype, i * P + j);
+      int64_t shp[2] = {P, C};
+      m->proj_t = dg_tensor_make(DG_DTYPE_F32, 2, shp, d);
+      m->proj = &m->proj_t;
+    }
+  } else if (c->projection_dim > 0) {
+    m->proj = need(&b, "text_projection.weight", 2, c->projection_dim, C);
+  }
   if (b.failed) {
     dg_clip_text_free(m);
     return DG_STATUS_ERR_FORMAT;
@@ -337,6 +411,7 @@ dg_status dg_clip_text_new(const dg_clip_text_config *c, const dg_weights *w, dg
 
 void dg_clip_text_free(dg_clip_text *m) {
   if (!m) return;
+  free(m->proj_t.data);
   free(m->layers);
   free(m);
 }

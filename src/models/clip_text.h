@@ -64,6 +64,13 @@ dg_status dg_clip_text_config_check(const dg_clip_text_config *c, char *err, siz
 typedef int (*dg_clip_text_param_fn)(void *ud, const char *name, int ndim, const int64_t *shape);
 int dg_clip_text_enumerate(const dg_clip_text_config *c, dg_clip_text_param_fn fn, void *ud);
 
+/* OpenCLIP names (an SDXL single file's "conditioner.embedders.1.model."
+ * tensors, prefix removed) -> the names this model binds.  The fused
+ * attn.in_proj (3C, C) becomes "...self_attn.in_proj.weight" (q, k, v are
+ * taken as row views of it) and "text_projection" (C, P) keeps its name (it
+ * is transposed into an owned F32 copy when bound).  0 for other names. */
+int dg_clip_text_openclip_key_map(const char *name, char *out, size_t n, void *ud);
+
 typedef struct dg_clip_text dg_clip_text;
 
 /* Bind the weights (borrowed: they must outlive the model); every tensor is
