@@ -1,5 +1,8 @@
 #include "base/status.h"
 
+#include <stdarg.h>
+#include <stdio.h>
+
 const char *dg_strerror(dg_status s) {
   switch (s) {
 #define DG__STATUS_MSG(name, msg) case DG_STATUS_##name: return msg;
@@ -16,4 +19,12 @@ const char *dg_status_name(dg_status s) {
 #undef DG__STATUS_NAME
   default: return "UNKNOWN";
   }
+}
+
+void dg_set_error(char *err, size_t n, const char *fmt, ...) {
+  if (!err || n == 0) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err, n, fmt, ap);
+  va_end(ap);
 }

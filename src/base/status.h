@@ -34,4 +34,9 @@ const char *dg_strerror(dg_status s);
 /* Symbolic name, e.g. "ERR_NOMEM". Never NULL. */
 const char *dg_status_name(dg_status s);
 
+/* Write a formatted message into a caller's error buffer (no-op when err is
+ * NULL or n is 0): the one way library code reports what went wrong. */
+#include <stddef.h>
+void dg_set_error(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 #endif

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "base/base64.h"
+#include "base/status.h"
 
 struct dg_client {
   char *base;  /* no trailing slash, no /v1 or /v2 */
@@ -23,15 +24,6 @@ struct dg_client {
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static void curl_init_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errlen, const char *fmt, ...) {
-  if (!err || !errlen) return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, errlen, fmt, ap);
-  va_end(ap);
-}
 
 dg_client *dg_client_new(const char *base_url, const char *api_key) {
   pthread_once(&curl_once, curl_init_once);
@@ -164,7 +156,7 @@ static dg_status http(dg_client *c, const char *method, const char *url, const j
     payload = json_dumps(body, JSON_COMPACT);
     if (!payload) {
       curl_slist_free_all(hdrs);
-      seterr(err, errlen, "out of memory");
+      dg_set_error(err, errlen, "out of memory");
       return DG_STATUS_ERR_NOMEM;
     }
     hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
@@ -191,7 +183,7 @@ static dg_status http(dg_client *c, const char *method, const char *url, const j
   curl_slist_free_all(hdrs);
   free(payload);
   if (rc != CURLE_OK) {
-    seterr(err, errlen, "%s %s: %s", method, url, cerr[0] ? cerr : curl_easy_strerror(rc));
+    dg_set_error(err, errlen, "%s %s: %s", method, url, cerr[0] ? cerr : curl_easy_strerror(rc));
     return DG_STATUS_ERR_NETWORK;
   }
   curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->http_status);
@@ -214,7 +206,7 @@ const char *dg_client_body_status(const json_t *body) {
 static dg_status check(const dg_client_response *r, char *err, size_t errlen) {
   if (r->http_status >= 200 && r->http_status < 300) return DG_STATUS_OK;
   if (is_terminal(dg_client_body_status(r->json))) return DG_STATUS_OK;
-  seterr(err, errlen, "HTTP %ld: %s", r->http_status, server_error(r));
+  dg_set_error(err, errlen, "HTTP %ld: %s", r->http_status, server_error(r));
   return DG_STATUS_ERR_NETWORK;
 }
 
@@ -240,7 +232,7 @@ dg_status dg_client_submit(dg_client *c, const char *slug, const json_t *params,
   if (request_id) *request_id = NULL;
   memset(resp, 0, sizeof *resp);
   if (!path_safe(slug)) {
-    seterr(err, errlen, "invalid model name '%s'", slug ? slug : "");
+    dg_set_error(err, errlen, "invalid model name '%s'", slug ? slug : "");
     return DG_STATUS_ERR_INVALID;
   }
   char *u = url_for(c, "/v2/%s", slug);
@@ -251,7 +243,7 @@ dg_status dg_client_submit(dg_client *c, const char *slug, const json_t *params,
   if ((st = check(resp, err, errlen)) != DG_STATUS_OK) return st;
   const json_t *id = json_object_get(resp->json, "request_id");
   if (!json_is_string(id)) {
-    seterr(err, errlen, "HTTP %ld: the answer has no request_id", resp->http_status);
+    dg_set_error(err, errlen, "HTTP %ld: the answer has no request_id", resp->http_status);
     return DG_STATUS_ERR_NETWORK;
   }
   if (request_id && !(*request_id = strdup(json_string_value(id)))) return DG_STATUS_ERR_NOMEM;
@@ -262,7 +254,7 @@ static dg_status get_request(dg_client *c, const char *fmt, const char *id, dg_c
                              char *err, size_t errlen) {
   memset(resp, 0, sizeof *resp);
   if (!path_safe(id)) {
-    seterr(err, errlen, "invalid request id '%s'", id ? id : "");
+    dg_set_error(err, errlen, "invalid request id '%s'", id ? id : "");
     return DG_STATUS_ERR_INVALID;
   }
   char *u = url_for(c, fmt, id);
@@ -287,7 +279,7 @@ dg_status dg_client_cancel(dg_client *c, const char *id, dg_client_response *res
                            size_t errlen) {
   memset(resp, 0, sizeof *resp);
   if (!path_safe(id)) {
-    seterr(err, errlen, "invalid request id '%s'", id ? id : "");
+    dg_set_error(err, errlen, "invalid request id '%s'", id ? id : "");
     return DG_STATUS_ERR_INVALID;
   }
   char *u = url_for(c, "/v2/requests/%s/cancel", id);
@@ -351,7 +343,7 @@ static dg_status wait_urls(dg_client *c, const char *id, const char *status_url,
     }
     double left = deadline - now_s();
     if (left <= 0) {
-      seterr(err, errlen, "request %s did not finish within %g s (last status %s)", id, timeout_s,
+      dg_set_error(err, errlen, "request %s did not finish within %g s (last status %s)", id, timeout_s,
              s ? s : "unknown");
       return DG_STATUS_ERR_TIMEOUT;
     }
@@ -364,7 +356,7 @@ dg_status dg_client_wait(dg_client *c, const char *id, double timeout_s, double 
                          dg_client_response *resp, char *err, size_t errlen) {
   memset(resp, 0, sizeof *resp);
   if (!path_safe(id)) {
-    seterr(err, errlen, "invalid request id '%s'", id ? id : "");
+    dg_set_error(err, errlen, "invalid request id '%s'", id ? id : "");
     return DG_STATUS_ERR_INVALID;
   }
   char *su = url_for(c, "/v2/requests/%s/status", id), *ru = url_for(c, "/v2/requests/%s", id);
@@ -410,7 +402,7 @@ dg_status dg_client_run_sync(dg_client *c, const char *slug, const json_t *param
                              dg_client_response *resp, char *err, size_t errlen) {
   memset(resp, 0, sizeof *resp);
   if (!path_safe(slug)) {
-    seterr(err, errlen, "invalid model name '%s'", slug ? slug : "");
+    dg_set_error(err, errlen, "invalid model name '%s'", slug ? slug : "");
     return DG_STATUS_ERR_INVALID;
   }
   char *u = url_for(c, "/v1/%s", slug);
@@ -420,10 +412,10 @@ dg_status dg_client_run_sync(dg_client *c, const char *slug, const json_t *param
   if (st != DG_STATUS_OK) return st;
   if (resp->http_status >= 200 && resp->http_status < 300) return DG_STATUS_OK;
   if (resp->http_status == 504) {
-    seterr(err, errlen, "HTTP 504: %s", server_error(resp));
+    dg_set_error(err, errlen, "HTTP 504: %s", server_error(resp));
     return DG_STATUS_ERR_TIMEOUT;
   }
-  seterr(err, errlen, "HTTP %ld: %s", resp->http_status, server_error(resp));
+  dg_set_error(err, errlen, "HTTP %ld: %s", resp->http_status, server_error(resp));
   return DG_STATUS_ERR_NETWORK;
 }
 
@@ -441,7 +433,7 @@ dg_status dg_client_download(dg_client *c, const char *url, dg_client_response *
   free(u);
   if (st != DG_STATUS_OK) return st;
   if (resp->http_status >= 200 && resp->http_status < 300) return DG_STATUS_OK;
-  seterr(err, errlen, "HTTP %ld: %s", resp->http_status, server_error(resp));
+  dg_set_error(err, errlen, "HTTP %ld: %s", resp->http_status, server_error(resp));
   return DG_STATUS_ERR_NETWORK;
 }
 
@@ -486,7 +478,7 @@ static dg_status one_output(dg_client *c, const char *v, dg_client_media *m, cha
     b = comma ? comma + 1 : v + strlen(v);
   }
   if (dg_base64_decode(b, strlen(b), &m->data, &m->n) != DG_STATUS_OK) {
-    seterr(err, errlen, "an output is neither a URL nor base64");
+    dg_set_error(err, errlen, "an output is neither a URL nor base64");
     return DG_STATUS_ERR_FORMAT;
   }
   ext_of(m->data, m->n, NULL, m->ext);
@@ -500,7 +492,7 @@ dg_status dg_client_outputs(dg_client *c, const dg_client_response *result, dg_c
   /* a raw image (v1 sync) */
   if (!result->json) {
     if (!result->body_n) {
-      seterr(err, errlen, "empty response");
+      dg_set_error(err, errlen, "empty response");
       return DG_STATUS_ERR_FORMAT;
     }
     dg_client_media *m = calloc(1, sizeof *m);
@@ -521,7 +513,7 @@ dg_status dg_client_outputs(dg_client *c, const dg_client_response *result, dg_c
   if (!o) o = json_object_get(result->json, "images");
   if (!o) o = json_object_get(result->json, "image");
   if (!o || json_is_null(o)) {
-    seterr(err, errlen, "the response has no output");
+    dg_set_error(err, errlen, "the response has no output");
     return DG_STATUS_ERR_FORMAT;
   }
   size_t count = json_is_array(o) ? json_array_size(o) : 1;
@@ -530,7 +522,7 @@ dg_status dg_client_outputs(dg_client *c, const dg_client_response *result, dg_c
   for (size_t i = 0; i < count; i++) {
     const json_t *v = json_is_array(o) ? json_array_get(o, i) : o;
     if (!json_is_string(v)) {
-      seterr(err, errlen, "output %zu is not a string", i + 1);
+      dg_set_error(err, errlen, "output %zu is not a string", i + 1);
       dg_client_media_free(m, count);
       return DG_STATUS_ERR_FORMAT;
     }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "tensor/ops.h"
+#include "base/status.h"
 
 #define DG__CLIP_MAX_LAYERS 64
 
@@ -28,14 +29,6 @@ struct dg_clip_text {
   const dg_tensor *proj; /* (P, C) or NULL */
   dg_tensor proj_t;      /* owned F32 (P, C) copy of an OpenCLIP (C, P) text_projection */
 };
-
-static void seterr(char *err, size_t n, const char *fmt, ...) {
-  if (!err || !n) return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, n, fmt, ap);
-  va_end(ap);
-}
 
 /* ---- configs -------------------------------------------------------------- */
 
@@ -65,25 +58,25 @@ dg_clip_text_config dg_clip_text_config_tiny(void) {
 dg_status dg_clip_text_config_check(const dg_clip_text_config *c, char *err, size_t errlen) {
   if (c->vocab_size <= 0 || c->hidden_size <= 0 || c->n_layers <= 0 || c->n_heads <= 0 ||
       c->intermediate_size <= 0 || c->max_positions <= 0 || c->projection_dim < 0) {
-    seterr(err, errlen, "clip_text: non-positive size in config");
+    dg_set_error(err, errlen, "clip_text: non-positive size in config");
     return DG_STATUS_ERR_INVALID;
   }
   if (c->n_layers > DG__CLIP_MAX_LAYERS || c->hidden_size > 65536 || c->vocab_size > (1 << 24) ||
       c->max_positions > 4096 || c->intermediate_size > (1 << 20) || c->projection_dim > 65536) {
-    seterr(err, errlen, "clip_text: config size out of range");
+    dg_set_error(err, errlen, "clip_text: config size out of range");
     return DG_STATUS_ERR_INVALID;
   }
   if (c->hidden_size % c->n_heads) {
-    seterr(err, errlen, "clip_text: hidden_size %d not divisible by %d heads", c->hidden_size,
+    dg_set_error(err, errlen, "clip_text: hidden_size %d not divisible by %d heads", c->hidden_size,
            c->n_heads);
     return DG_STATUS_ERR_INVALID;
   }
   if (c->act != DG_CLIP_ACT_QUICK_GELU && c->act != DG_CLIP_ACT_GELU) {
-    seterr(err, errlen, "clip_text: unknown activation");
+    dg_set_error(err, errlen, "clip_text: unknown activation");
     return DG_STATUS_ERR_INVALID;
   }
   if (!(c->eps > 0.0f)) {
-    seterr(err, errlen, "clip_text: layer_norm_eps must be positive");
+    dg_set_error(err, errlen, "clip_text: layer_norm_eps must be positive");
     return DG_STATUS_ERR_INVALID;
   }
   return DG_STATUS_OK;
@@ -104,7 +97,7 @@ dg_status dg_clip_text_config_from_json(const char *json_text, dg_clip_text_conf
   json_error_t je;
   json_t *root = json_loads(json_text, 0, &je);
   if (!root || !json_is_object(root)) {
-    seterr(err, errlen, "clip_text config: bad JSON (line %d: %s)", je.line, je.text);
+    dg_set_error(err, errlen, "clip_text config: bad JSON (line %d: %s)", je.line, je.text);
     json_decref(root);
     return DG_STATUS_ERR_FORMAT;
   }
@@ -127,7 +120,7 @@ dg_status dg_clip_text_config_from_json(const char *json_text, dg_clip_text_conf
   };
   for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
     if (json_int(o, ints[i].key, (int *)((char *)&r + ints[i].off)) < 0) {
-      seterr(err, errlen, "clip_text config: \"%s\" is not a valid integer", ints[i].key);
+      dg_set_error(err, errlen, "clip_text config: \"%s\" is not a valid integer", ints[i].key);
       json_decref(root);
       return DG_STATUS_ERR_FORMAT;
     }
@@ -140,7 +133,7 @@ dg_status dg_clip_text_config_from_json(const char *json_text, dg_clip_text_conf
     } else if (s && (strcmp(s, "gelu") == 0)) {
       r.act = DG_CLIP_ACT_GELU;
     } else {
-      seterr(err, errlen, "clip_text config: unsupported hidden_act \"%s\"", s ? s : "?");
+      dg_set_error(err, errlen, "clip_text config: unsupported hidden_act \"%s\"", s ? s : "?");
       json_decref(root);
       return DG_STATUS_ERR_UNSUPPORTED;
     }
@@ -148,7 +141,7 @@ dg_status dg_clip_text_config_from_json(const char *json_text, dg_clip_text_conf
   json_t *eps = json_object_get(o, "layer_norm_eps");
   if (eps) {
     if (!json_is_number(eps)) {
-      seterr(err, errlen, "clip_text config: layer_norm_eps is not a number");
+      dg_set_error(err, errlen, "clip_text config: layer_norm_eps is not a number");
       json_decref(root);
       return DG_STATUS_ERR_FORMAT;
     }
@@ -182,7 +175,7 @@ dg_status dg_clip_text_config_detect(const dg_weights *w, int n_heads_hint, int 
   if (act_hint < 0 && dg_weights_get(w, "text_model.encoder.layers.0.self_attn.in_proj.weight"))
     act_hint = DG_CLIP_ACT_GELU; /* OpenCLIP towers use erf GELU */
   if (!tok || !pos || !fc1 || tok->ndim != 2 || pos->ndim != 2 || fc1->ndim != 2) {
-    seterr(err, errlen, "clip_text: cannot detect config (token/position embedding or fc1 missing)");
+    dg_set_error(err, errlen, "clip_text: cannot detect config (token/position embedding or fc1 missing)");
     return DG_STATUS_ERR_FORMAT;
   }
   dg_clip_text_config r = dg_clip_text_config_sd15();
@@ -495,24 +488,24 @@ dg_status dg_clip_text_forward(const dg_clip_text *m, dg_engine *e, dg_arena *ar
                                size_t errlen) {
   const dg_clip_text_config *c = &m->cfg;
   if (!ids || ids->ndim != 2 || (ids->dtype != DG_DTYPE_I64 && ids->dtype != DG_DTYPE_I32)) {
-    seterr(err, errlen, "clip_text: ids must be (B, L) I64 or I32");
+    dg_set_error(err, errlen, "clip_text: ids must be (B, L) I64 or I32");
     return DG_STATUS_ERR_SHAPE;
   }
   const int64_t B = ids->shape[0], L = ids->shape[1], C = c->hidden_size;
   if (B <= 0 || L <= 0 || L > c->max_positions) {
-    seterr(err, errlen, "clip_text: %lld tokens (at most %d)", (long long)L, c->max_positions);
+    dg_set_error(err, errlen, "clip_text: %lld tokens (at most %d)", (long long)L, c->max_positions);
     return DG_STATUS_ERR_SHAPE;
   }
   if (run->skip < 0 || run->skip > c->n_layers) {
-    seterr(err, errlen, "clip_text: skip %d out of range [0, %d]", run->skip, c->n_layers);
+    dg_set_error(err, errlen, "clip_text: skip %d out of range [0, %d]", run->skip, c->n_layers);
     return DG_STATUS_ERR_INVALID;
   }
   if (!shape_is(run->hidden, 3, B, L, C) || (run->pooled && !shape_is(run->pooled, 2, B, C, 0))) {
-    seterr(err, errlen, "clip_text: output tensors must be F32 (B, L, C) / (B, C)");
+    dg_set_error(err, errlen, "clip_text: output tensors must be F32 (B, L, C) / (B, C)");
     return DG_STATUS_ERR_SHAPE;
   }
   if (run->text_embeds && (!m->proj || !shape_is(run->text_embeds, 2, B, c->projection_dim, 0))) {
-    seterr(err, errlen, "clip_text: text_embeds needs a text_projection and a (B, P) F32 output");
+    dg_set_error(err, errlen, "clip_text: text_embeds needs a text_projection and a (B, P) F32 output");
     return DG_STATUS_ERR_SHAPE;
   }
   /* Token ids are checked here too, so that a bad id names itself. */
@@ -520,7 +513,7 @@ dg_status dg_clip_text_forward(const dg_clip_text *m, dg_engine *e, dg_arena *ar
     int64_t id = ids->dtype == DG_DTYPE_I64 ? ((const int64_t *)ids->data)[i]
                                             : ((const int32_t *)ids->data)[i];
     if (id < 0 || id >= c->vocab_size) {
-      seterr(err, errlen, "clip_text: token id %lld outside the vocabulary (%d)", (long long)id,
+      dg_set_error(err, errlen, "clip_text: token id %lld outside the vocabulary (%d)", (long long)id,
              c->vocab_size);
       return DG_STATUS_ERR_INVALID;
     }
@@ -580,7 +573,7 @@ dg_status dg_clip_text_forward(const dg_clip_text *m, dg_engine *e, dg_arena *ar
   }
 out:
   if (st != DG_STATUS_OK)
-    seterr(err, errlen, "clip_text forward: %s", dg_strerror(st));
+    dg_set_error(err, errlen, "clip_text forward: %s", dg_strerror(st));
   dg_arena_reset(arena, mark);
   return st;
 }

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include "base/status.h"
 
 #define SD15_PREFIX_UNET "model.diffusion_model."
 #define SD15_PREFIX_VAE "first_stage_model."
@@ -28,14 +29,6 @@ struct dg_sd15 {
   dg_tokenizer *tok;
   char *scheduler_json;
 };
-
-static void seterr(char *err, size_t n, const char *fmt, ...) {
-  if (!err || !n) return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, n, fmt, ap);
-  va_end(ap);
-}
 
 dg_sd15_params dg_sd15_params_default(void) {
   dg_sd15_params p;
@@ -139,10 +132,10 @@ static dg_status open_part(const char *dir, const char *sub, const char *const *
   char path2[4096];
   snprintf(path2, sizeof path2, "%s/%s/pytorch_model.bin", dir, sub);
   if (is_file(path) || is_file(path2)) {
-    seterr(err, errlen, "%s/%s: only .safetensors weights are supported (found a .bin pickle)", dir, sub);
+    dg_set_error(err, errlen, "%s/%s: only .safetensors weights are supported (found a .bin pickle)", dir, sub);
     return DG_STATUS_ERR_UNSUPPORTED;
   }
-  seterr(err, errlen, "%s/%s/%s not found", dir, sub, names[0]);
+  dg_set_error(err, errlen, "%s/%s/%s not found", dir, sub, names[0]);
   return DG_STATUS_ERR_NOT_FOUND;
 }
 
@@ -193,7 +186,7 @@ static dg_status open_single(dg_sd15 *m, const dg_sd15_params *p, char *err, siz
   if (p->vae_encoder || p->vae_decoder) {
     int levels = ldm_vae_levels(f);
     if (levels == 0) {
-      seterr(err, errlen, "%s: no first_stage_model.* (VAE) tensors", p->path);
+      dg_set_error(err, errlen, "%s: no first_stage_model.* (VAE) tensors", p->path);
       return DG_STATUS_ERR_FORMAT;
     }
     if (!(m->w[PART_VAE] = dg_weights_new())) return DG_STATUS_ERR_NOMEM;
@@ -212,7 +205,7 @@ static dg_status open_single(dg_sd15 *m, const dg_sd15_params *p, char *err, siz
     else if (has_prefix_tensor(f, SD15_PREFIX_TEXT "embeddings."))
       st = dg_weights_add(m->w[PART_TEXT], f, SD15_PREFIX_TEXT, text_legacy_map, NULL, err, errlen);
     else {
-      seterr(err, errlen, "%s: no " SD15_PREFIX_TEXT "* (CLIP text encoder) tensors%s", p->path,
+      dg_set_error(err, errlen, "%s: no " SD15_PREFIX_TEXT "* (CLIP text encoder) tensors%s", p->path,
              has_prefix_tensor(f, "cond_stage_model.model.") ? " (an SD2 OpenCLIP encoder is not SD1.5)" : "");
       return DG_STATUS_ERR_FORMAT;
     }
@@ -222,7 +215,7 @@ static dg_status open_single(dg_sd15 *m, const dg_sd15_params *p, char *err, siz
     free(js);
     if (st != DG_STATUS_OK) return st;
     if (!p->tokenizer_dir) {
-      seterr(err, errlen, "a single-file checkpoint needs a tokenizer directory (vocab.json, merges.txt)");
+      dg_set_error(err, errlen, "a single-file checkpoint needs a tokenizer directory (vocab.json, merges.txt)");
       return DG_STATUS_ERR_INVALID;
     }
     st = dg_tokenizer_open(p->tokenizer_dir, &m->tok, err, errlen);
@@ -235,7 +228,7 @@ static dg_status open_diffusers(dg_sd15 *m, const dg_sd15_params *p, char *err, 
   char path[4096];
   snprintf(path, sizeof path, "%s/model_index.json", p->path);
   if (!is_file(path)) {
-    seterr(err, errlen, "%s is a folder without model_index.json (not a diffusers model)", p->path);
+    dg_set_error(err, errlen, "%s is a folder without model_index.json (not a diffusers model)", p->path);
     return DG_STATUS_ERR_NOT_FOUND;
   }
   static const char *const unet_files[] = {"diffusion_pytorch_model.safetensors",
@@ -292,7 +285,7 @@ static dg_status open_diffusers(dg_sd15 *m, const dg_sd15_params *p, char *err, 
 dg_status dg_sd15_open(const dg_sd15_params *p, dg_sd15 **out, char *err, size_t errlen) {
   *out = NULL;
   if (!p || !p->path || !*p->path) {
-    seterr(err, errlen, "sd15: no model path");
+    dg_set_error(err, errlen, "sd15: no model path");
     return DG_STATUS_ERR_INVALID;
   }
   dg_sd15 *m = calloc(1, sizeof *m);
@@ -304,13 +297,13 @@ dg_status dg_sd15_open(const dg_sd15_params *p, dg_sd15 **out, char *err, size_t
   } else if (is_file(p->path)) {
     m->layout = DG_SD15_LAYOUT_SINGLE;
     if (ends_with(p->path, ".ckpt") || ends_with(p->path, ".pt") || ends_with(p->path, ".bin")) {
-      seterr(err, errlen, "%s: pickle checkpoints are not supported; use the .safetensors file", p->path);
+      dg_set_error(err, errlen, "%s: pickle checkpoints are not supported; use the .safetensors file", p->path);
       st = DG_STATUS_ERR_UNSUPPORTED;
     } else {
       st = open_single(m, p, err, errlen);
     }
   } else {
-    seterr(err, errlen, "%s: %s", p->path, strerror(errno));
+    dg_set_error(err, errlen, "%s: %s", p->path, strerror(errno));
     st = DG_STATUS_ERR_NOT_FOUND;
   }
   if (st == DG_STATUS_OK && p->unet) {

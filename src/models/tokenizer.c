@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <wctype.h>
+#include "base/status.h"
 
 #define TK_MAX_FILE (64u * 1024 * 1024)
 #define TK_MAX_MERGES (49152 - 256 - 2)
@@ -59,14 +60,6 @@ struct dg_tokenizer {
   pcre2_code *re;
   locale_t loc;     /* C.UTF-8 for towlower; (locale_t)0 if unavailable */
 };
-
-static void tk_err(char *err, size_t errlen, const char *fmt, ...) {
-  if (!err || errlen == 0) return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, errlen, fmt, ap);
-  va_end(ap);
-}
 
 static uint64_t tk_hash(const char *s, size_t n) {
   uint64_t h = 1469598103934665603ull;
@@ -249,7 +242,7 @@ static uint32_t tk_sigma(const dg_tokenizer *t, const uint32_t *s, size_t n, siz
 static dg_status tk_read_file(const char *path, char **out, size_t *len, char *err, size_t errlen) {
   FILE *f = fopen(path, "rb");
   if (!f) {
-    tk_err(err, errlen, "tokenizer: cannot open %s: %s", path, strerror(errno));
+    dg_set_error(err, errlen, "tokenizer: cannot open %s: %s", path, strerror(errno));
     return DG_STATUS_ERR_IO;
   }
   size_t cap = 1 << 16, n = 0;
@@ -262,7 +255,7 @@ static dg_status tk_read_file(const char *path, char **out, size_t *len, char *e
       if (cap >= TK_MAX_FILE) {
         free(buf);
         fclose(f);
-        tk_err(err, errlen, "tokenizer: %s is larger than 64 MiB", path);
+        dg_set_error(err, errlen, "tokenizer: %s is larger than 64 MiB", path);
         return DG_STATUS_ERR_LIMIT;
       }
       char *nb = realloc(buf, 2 * cap + 1);
@@ -278,12 +271,12 @@ static dg_status tk_read_file(const char *path, char **out, size_t *len, char *e
   int bad = ferror(f);
   fclose(f);
   if (!buf) {
-    tk_err(err, errlen, "tokenizer: out of memory");
+    dg_set_error(err, errlen, "tokenizer: out of memory");
     return DG_STATUS_ERR_NOMEM;
   }
   if (bad) {
     free(buf);
-    tk_err(err, errlen, "tokenizer: cannot read %s", path);
+    dg_set_error(err, errlen, "tokenizer: cannot read %s", path);
     return DG_STATUS_ERR_IO;
   }
   buf[n] = 0;
@@ -301,7 +294,7 @@ static dg_status tk_load_vocab(dg_tokenizer *t, const char *path, char *err, siz
   json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
   free(text);
   if (!root || !json_is_object(root)) {
-    tk_err(err, errlen, "tokenizer: %s is not a JSON object%s%s", path, root ? "" : ": ",
+    dg_set_error(err, errlen, "tokenizer: %s is not a JSON object%s%s", path, root ? "" : ": ",
            root ? "" : jerr.text);
     json_decref(root);
     return DG_STATUS_ERR_FORMAT;
@@ -311,7 +304,7 @@ static dg_status tk_load_vocab(dg_tokenizer *t, const char *path, char *err, siz
   json_t *v;
   json_object_foreach(root, k, v) {
     if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > TK_MAX_ID) {
-      tk_err(err, errlen, "tokenizer: %s: id of '%.40s' is not an integer in [0, %d]", path, k,
+      dg_set_error(err, errlen, "tokenizer: %s: id of '%.40s' is not an integer in [0, %d]", path, k,
              TK_MAX_ID);
       json_decref(root);
       return DG_STATUS_ERR_FORMAT;
@@ -320,7 +313,7 @@ static dg_status tk_load_vocab(dg_tokenizer *t, const char *path, char *err, siz
     if ((size_t)json_integer_value(v) > maxid) maxid = (size_t)json_integer_value(v);
   }
   if (n == 0 || pool > UINT32_MAX) {
-    tk_err(err, errlen, "tokenizer: %s: empty or too large vocabulary", path);
+    dg_set_error(err, errlen, "tokenizer: %s: empty or too large vocabulary", path);
     json_decref(root);
     return DG_STATUS_ERR_FORMAT;
   }
@@ -333,7 +326,7 @@ static dg_status tk_load_vocab(dg_tokenizer *t, const char *path, char *err, siz
   t->id_off = malloc(t->nids * sizeof *t->id_off);
   if (!t->pool || !t->vocab || !t->vslots || !t->id_off) {
     json_decref(root);
-    tk_err(err, errlen, "tokenizer: out of memory");
+    dg_set_error(err, errlen, "tokenizer: out of memory");
     return DG_STATUS_ERR_NOMEM;
   }
   for (size_t i = 0; i < t->nids; i++) t->id_off[i] = -1;
@@ -361,7 +354,7 @@ static dg_status tk_load_merges(dg_tokenizer *t, const char *path, char *err, si
   if (rc) return rc;
   if (memchr(text, 0, len)) {
     free(text);
-    tk_err(err, errlen, "tokenizer: %s contains a NUL byte", path);
+    dg_set_error(err, errlen, "tokenizer: %s contains a NUL byte", path);
     return DG_STATUS_ERR_FORMAT;
   }
   t->npslots = 16;
@@ -371,7 +364,7 @@ static dg_status tk_load_merges(dg_tokenizer *t, const char *path, char *err, si
   if (!t->pairs || !scratch) {
     free(text);
     free(scratch);
-    tk_err(err, errlen, "tokenizer: out of memory");
+    dg_set_error(err, errlen, "tokenizer: out of memory");
     return DG_STATUS_ERR_NOMEM;
   }
   /* Python: text.strip().split("\n")[1:48895], each line .split(). */
@@ -405,7 +398,7 @@ static dg_status tk_load_merges(dg_tokenizer *t, const char *path, char *err, si
       np++;
     }
     if (np != 2) {
-      tk_err(err, errlen, "tokenizer: %s line %d: expected two symbols, got %d", path, line, np);
+      dg_set_error(err, errlen, "tokenizer: %s line %d: expected two symbols, got %d", path, line, np);
       rc = DG_STATUS_ERR_FORMAT;
       break;
     }
@@ -447,7 +440,7 @@ dg_status dg_tokenizer_open_files(const char *vocab_json, const char *merges_txt
     t->eos = tk_vocab_find(t, "<|endoftext|>", 13);
     t->pad = t->eos;
     if (t->bos < 0 || t->eos < 0) {
-      tk_err(err, errlen, "tokenizer: %s lacks <|startoftext|> or <|endoftext|>", vocab_json);
+      dg_set_error(err, errlen, "tokenizer: %s lacks <|startoftext|> or <|endoftext|>", vocab_json);
       rc = DG_STATUS_ERR_FORMAT;
     }
   }
@@ -466,7 +459,7 @@ dg_status dg_tokenizer_open_files(const char *vocab_json, const char *merges_txt
     t->re = pcre2_compile((PCRE2_SPTR)tk_pattern, PCRE2_ZERO_TERMINATED,
                           PCRE2_UTF | PCRE2_UCP | PCRE2_CASELESS, &ecode, &eoff, NULL);
     if (!t->re) {
-      tk_err(err, errlen, "tokenizer: cannot compile the pre-tokenizer regex (%d)", ecode);
+      dg_set_error(err, errlen, "tokenizer: cannot compile the pre-tokenizer regex (%d)", ecode);
       rc = DG_STATUS_ERR_INTERNAL;
     }
   }

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "tensor/ops.h"
+#include "base/status.h"
 
 /* ---- Configs ------------------------------------------------------------- */
 
@@ -84,39 +85,31 @@ dg_unet_config dg_unet_config_sdxl(void) {
   return c;
 }
 
-static void seterr(char *err, size_t n, const char *fmt, ...) {
-  if (!err || n == 0) return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, n, fmt, ap);
-  va_end(ap);
-}
-
 dg_status dg_unet_config_validate(const dg_unet_config *c, char *err, size_t n) {
   if (!c) return DG_STATUS_ERR_INVALID;
   if (c->n_levels < 1 || c->n_levels > DG_UNET_MAX_LEVELS) {
-    seterr(err, n, "unet config: %d levels (1..%d supported)", c->n_levels, DG_UNET_MAX_LEVELS);
+    dg_set_error(err, n, "unet config: %d levels (1..%d supported)", c->n_levels, DG_UNET_MAX_LEVELS);
     return DG_STATUS_ERR_INVALID;
   }
   if (c->in_channels < 1 || c->out_channels < 1 || c->norm_num_groups < 1 ||
       c->cross_attention_dim < 1 || c->time_embed_dim < 1 || c->in_channels > 4096 ||
       c->out_channels > 4096 || c->cross_attention_dim > 65536 || c->time_embed_dim > 65536) {
-    seterr(err, n, "unet config: bad channel counts");
+    dg_set_error(err, n, "unet config: bad channel counts");
     return DG_STATUS_ERR_INVALID;
   }
   if (c->block_out_channels[0] % 2 != 0) {
-    seterr(err, n, "unet config: block_out_channels[0] must be even (timestep embedding)");
+    dg_set_error(err, n, "unet config: block_out_channels[0] must be even (timestep embedding)");
     return DG_STATUS_ERR_INVALID;
   }
   for (int i = 0; i < c->n_levels; i++) {
     int ch = c->block_out_channels[i];
     if (ch < 1 || ch > 65536 || ch % c->norm_num_groups != 0) {
-      seterr(err, n, "unet config: block_out_channels[%d]=%d not a multiple of %d groups", i, ch,
+      dg_set_error(err, n, "unet config: block_out_channels[%d]=%d not a multiple of %d groups", i, ch,
              c->norm_num_groups);
       return DG_STATUS_ERR_INVALID;
     }
     if (c->layers_per_block[i] < 1 || c->layers_per_block[i] > 16) {
-      seterr(err, n, "unet config: layers_per_block[%d]=%d", i, c->layers_per_block[i]);
+      dg_set_error(err, n, "unet config: layers_per_block[%d]=%d", i, c->layers_per_block[i]);
       return DG_STATUS_ERR_INVALID;
     }
     int needs_attn = c->down_cross_attn[i] || c->up_cross_attn[c->n_levels - 1 - i] ||
@@ -124,11 +117,11 @@ dg_status dg_unet_config_validate(const dg_unet_config *c, char *err, size_t n) 
     if (needs_attn) {
       int h = c->num_attention_heads[i];
       if (h < 1 || ch % h != 0) {
-        seterr(err, n, "unet config: %d heads do not divide %d channels at level %d", h, ch, i);
+        dg_set_error(err, n, "unet config: %d heads do not divide %d channels at level %d", h, ch, i);
         return DG_STATUS_ERR_INVALID;
       }
       if (c->transformer_layers_per_block[i] < 1 || c->transformer_layers_per_block[i] > 64) {
-        seterr(err, n, "unet config: transformer_layers_per_block[%d]=%d", i,
+        dg_set_error(err, n, "unet config: transformer_layers_per_block[%d]=%d", i,
                c->transformer_layers_per_block[i]);
         return DG_STATUS_ERR_INVALID;
       }
@@ -137,16 +130,16 @@ dg_status dg_unet_config_validate(const dg_unet_config *c, char *err, size_t n) 
   if (c->addition_text_time &&
       (c->addition_time_embed_dim < 2 || c->addition_time_embed_dim % 2 != 0 ||
        c->projection_class_embeddings_input_dim < 1)) {
-    seterr(err, n, "unet config: text_time addition embedding needs addition_time_embed_dim "
+    dg_set_error(err, n, "unet config: text_time addition embedding needs addition_time_embed_dim "
                    "(even) and projection_class_embeddings_input_dim");
     return DG_STATUS_ERR_INVALID;
   }
   if (!(c->mid_block_scale_factor > 0.0f)) {
-    seterr(err, n, "unet config: mid_block_scale_factor must be > 0");
+    dg_set_error(err, n, "unet config: mid_block_scale_factor must be > 0");
     return DG_STATUS_ERR_INVALID;
   }
   if (c->downsample_padding != 1) {
-    seterr(err, n, "unet config: downsample_padding %d unsupported", c->downsample_padding);
+    dg_set_error(err, n, "unet config: downsample_padding %d unsupported", c->downsample_padding);
     return DG_STATUS_ERR_UNSUPPORTED;
   }
   return DG_STATUS_OK;
@@ -444,14 +437,14 @@ static dg_unet *layout_new(const dg_unet_config *cfg, char *err, size_t n) {
   if (dg_unet_config_validate(cfg, err, n) != DG_STATUS_OK) return NULL;
   dg_unet *u = calloc(1, sizeof *u);
   if (!u) {
-    seterr(err, n, "out of memory");
+    dg_set_error(err, n, "out of memory");
     return NULL;
   }
   u->cfg = *cfg;
   if (layout_build(u)) {
     layout_free(u);
     free(u);
-    seterr(err, n, "out of memory");
+    dg_set_error(err, n, "out of memory");
     return NULL;
   }
   return u;
@@ -531,7 +524,7 @@ static int load_cb(void *ud, const char *name, int ndim, const int64_t *shape,
   load_ctx *l = ud;
   const dg_tensor *t = dg_weights_need(l->w, name, ndim, shape, l->err, l->errlen);
   if (!t) {
-    if (l->err && l->errlen && !l->err[0]) seterr(l->err, l->errlen, "unet: bad tensor %s", name);
+    if (l->err && l->errlen && !l->err[0]) dg_set_error(l->err, l->errlen, "unet: bad tensor %s", name);
     return 1;
   }
   *slot = t;
@@ -541,7 +534,7 @@ static int load_cb(void *ud, const char *name, int ndim, const int64_t *shape,
 dg_unet *dg_unet_new(const dg_unet_config *cfg, const dg_weights *w, char *err, size_t errlen) {
   if (err && errlen) err[0] = 0;
   if (!cfg || !w) {
-    seterr(err, errlen, "unet: no config or weights");
+    dg_set_error(err, errlen, "unet: no config or weights");
     return NULL;
   }
   dg_unet *u = layout_new(cfg, err, errlen);

@@ -7,14 +7,7 @@
 #include <jansson.h>
 
 #include "models/unet.h"
-
-static void seterr(char *err, size_t n, const char *fmt, ...) {
-  if (!err || n == 0) return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, n, fmt, ap);
-  va_end(ap);
-}
+#include "base/status.h"
 
 /* Start from the SD1.5 defaults of UNet2DConditionModel.__init__ for keys the
  * file leaves out. */
@@ -42,7 +35,7 @@ static int int_or_list(json_t *v, int *dst, int n, const char *key, char *err, s
       if (i == n - 1) return 0;
     }
   }
-  seterr(err, el, "unet config: %s must be an integer or a list of %d integers", key, n);
+  dg_set_error(err, el, "unet config: %s must be an integer or a list of %d integers", key, n);
   return -1;
 }
 
@@ -50,7 +43,7 @@ static int get_int(json_t *root, const char *key, int *dst, char *err, size_t el
   json_t *v = json_object_get(root, key);
   if (is_null(v)) return 0;
   if (!json_is_integer(v)) {
-    seterr(err, el, "unet config: %s must be an integer", key);
+    dg_set_error(err, el, "unet config: %s must be an integer", key);
     return -1;
   }
   *dst = (int)json_integer_value(v);
@@ -61,7 +54,7 @@ static int get_num(json_t *root, const char *key, float *dst, char *err, size_t 
   json_t *v = json_object_get(root, key);
   if (is_null(v)) return 0;
   if (!json_is_number(v)) {
-    seterr(err, el, "unet config: %s must be a number", key);
+    dg_set_error(err, el, "unet config: %s must be a number", key);
     return -1;
   }
   *dst = (float)json_number_value(v);
@@ -72,7 +65,7 @@ static int get_bool(json_t *root, const char *key, int *dst, char *err, size_t e
   json_t *v = json_object_get(root, key);
   if (is_null(v)) return 0;
   if (!json_is_boolean(v)) {
-    seterr(err, el, "unet config: %s must be a boolean", key);
+    dg_set_error(err, el, "unet config: %s must be a boolean", key);
     return -1;
   }
   *dst = json_is_true(v);
@@ -87,19 +80,19 @@ static int want(json_t *root, const char *key, const char *def_str, int def_bool
   if (def_str && json_is_string(v) && strcmp(json_string_value(v), def_str) == 0) return 0;
   if (!def_str && json_is_boolean(v) && json_is_true(v) == def_bool) return 0;
   if (!def_str && def_bool == 0 && json_is_integer(v) && json_integer_value(v) == 0) return 0;
-  seterr(err, el, "unet config: unsupported %s", key);
+  dg_set_error(err, el, "unet config: unsupported %s", key);
   return -1;
 }
 
 static dg_status parse_root(json_t *root, dg_unet_config *c, char *err, size_t el) {
   json_defaults(c);
   if (!json_is_object(root)) {
-    seterr(err, el, "unet config: not a JSON object");
+    dg_set_error(err, el, "unet config: not a JSON object");
     return DG_STATUS_ERR_FORMAT;
   }
   const char *cls = json_string_value(json_object_get(root, "_class_name"));
   if (cls && strcmp(cls, "UNet2DConditionModel") != 0) {
-    seterr(err, el, "unet config: class %s is not UNet2DConditionModel", cls);
+    dg_set_error(err, el, "unet config: class %s is not UNet2DConditionModel", cls);
     return DG_STATUS_ERR_UNSUPPORTED;
   }
   /* Features the SD family does not use. */
@@ -131,7 +124,7 @@ static dg_status parse_root(json_t *root, dg_unet_config *c, char *err, size_t e
   for (size_t i = 0; json_is_array(oca) && i < json_array_size(oca); i++)
     oca_on |= json_is_true(json_array_get(oca, i));
   if (oca_on) {
-    seterr(err, el, "unet config: only_cross_attention unsupported");
+    dg_set_error(err, el, "unet config: only_cross_attention unsupported");
     return DG_STATUS_ERR_UNSUPPORTED;
   }
   static const char *const kernels[2] = {"conv_in_kernel", "conv_out_kernel"};
@@ -139,7 +132,7 @@ static dg_status parse_root(json_t *root, dg_unet_config *c, char *err, size_t e
     int k = 3;
     if (get_int(root, kernels[i], &k, err, el)) return DG_STATUS_ERR_FORMAT;
     if (k != 3) {
-      seterr(err, el, "unet config: %s %d unsupported", kernels[i], k);
+      dg_set_error(err, el, "unet config: %s %d unsupported", kernels[i], k);
       return DG_STATUS_ERR_UNSUPPORTED;
     }
   }
@@ -148,7 +141,7 @@ static dg_status parse_root(json_t *root, dg_unet_config *c, char *err, size_t e
   if (!is_null(boc)) {
     if (!json_is_array(boc) || json_array_size(boc) < 1 ||
         json_array_size(boc) > DG_UNET_MAX_LEVELS) {
-      seterr(err, el, "unet config: block_out_channels must be a list of 1..%d integers",
+      dg_set_error(err, el, "unet config: block_out_channels must be a list of 1..%d integers",
              DG_UNET_MAX_LEVELS);
       return DG_STATUS_ERR_FORMAT;
     }
@@ -165,13 +158,13 @@ static dg_status parse_root(json_t *root, dg_unet_config *c, char *err, size_t e
     int *dst = d ? c->up_cross_attn : c->down_cross_attn;
     if (is_null(a)) {
       if (n != 4) {
-        seterr(err, el, "unet config: %s missing", dkeys[d]);
+        dg_set_error(err, el, "unet config: %s missing", dkeys[d]);
         return DG_STATUS_ERR_FORMAT;
       }
       continue;
     }
     if (!json_is_array(a) || (int)json_array_size(a) != n) {
-      seterr(err, el, "unet config: %s must list %d block types", dkeys[d], n);
+      dg_set_error(err, el, "unet config: %s must list %d block types", dkeys[d], n);
       return DG_STATUS_ERR_FORMAT;
     }
     for (int i = 0; i < n; i++) {
@@ -179,7 +172,7 @@ static dg_status parse_root(json_t *root, dg_unet_config *c, char *err, size_t e
       if (s && strcmp(s, names[d][0]) == 0) dst[i] = 0;
       else if (s && strcmp(s, names[d][1]) == 0) dst[i] = 1;
       else {
-        seterr(err, el, "unet config: block type %s unsupported", s ? s : "(not a string)");
+        dg_set_error(err, el, "unet config: block type %s unsupported", s ? s : "(not a string)");
         return DG_STATUS_ERR_UNSUPPORTED;
       }
     }
@@ -189,7 +182,7 @@ static dg_status parse_root(json_t *root, dg_unet_config *c, char *err, size_t e
   else if (mid) {
     const char *s = json_string_value(mid);
     if (!s || strcmp(s, "UNetMidBlock2DCrossAttn") != 0) {
-      seterr(err, el, "unet config: mid_block_type %s unsupported", s ? s : "(not a string)");
+      dg_set_error(err, el, "unet config: mid_block_type %s unsupported", s ? s : "(not a string)");
       return DG_STATUS_ERR_UNSUPPORTED;
     }
     c->mid_block_cross_attn = 1;
@@ -212,7 +205,7 @@ static dg_status parse_root(json_t *root, dg_unet_config *c, char *err, size_t e
     return DG_STATUS_ERR_FORMAT;
   for (int i = 1; i < n; i++)
     if (cad[i] != cad[0]) {
-      seterr(err, el, "unet config: per-level cross_attention_dim unsupported");
+      dg_set_error(err, el, "unet config: per-level cross_attention_dim unsupported");
       return DG_STATUS_ERR_UNSUPPORTED;
     }
   c->cross_attention_dim = cad[0];
@@ -239,7 +232,7 @@ static dg_status parse_root(json_t *root, dg_unet_config *c, char *err, size_t e
   if (!is_null(aet)) {
     const char *s = json_string_value(aet);
     if (!s || strcmp(s, "text_time") != 0) {
-      seterr(err, el, "unet config: addition_embed_type %s unsupported", s ? s : "?");
+      dg_set_error(err, el, "unet config: addition_embed_type %s unsupported", s ? s : "?");
       return DG_STATUS_ERR_UNSUPPORTED;
     }
     c->addition_text_time = 1;
@@ -255,7 +248,7 @@ dg_status dg_unet_config_parse_json(const char *json, dg_unet_config *cfg, char 
   json_error_t je;
   json_t *root = *p == '{' ? json_loads(p, 0, &je) : json_load_file(json, 0, &je);
   if (!root) {
-    seterr(err, errlen, "unet config: %s (line %d)", je.text, je.line);
+    dg_set_error(err, errlen, "unet config: %s (line %d)", je.text, je.line);
     return *p == '{' ? DG_STATUS_ERR_FORMAT : DG_STATUS_ERR_IO;
   }
   dg_status st = parse_root(root, cfg, err, errlen);
@@ -306,7 +299,7 @@ dg_status dg_unet_config_from_weights(const dg_weights *w, dg_unet_config *c, ch
   const dg_tensor *t1 =
       dg_weights_get(w, pr.ldm ? "time_embed.0.weight" : "time_embedding.linear_1.weight");
   if (!cin || !cout || !t1 || cin->ndim != 4 || cout->ndim != 4 || t1->ndim != 2) {
-    seterr(err, el, "unet weights: no conv_in/conv_out/time embedding (not a UNet?)");
+    dg_set_error(err, el, "unet weights: no conv_in/conv_out/time embedding (not a UNet?)");
     return DG_STATUS_ERR_FORMAT;
   }
   *c = dg_unet_config_sd15();
@@ -378,7 +371,7 @@ dg_status dg_unet_config_from_weights(const dg_weights *w, dg_unet_config *c, ch
     }
   }
   if (n < 1) {
-    seterr(err, el, "unet weights: no down blocks found");
+    dg_set_error(err, el, "unet weights: no down blocks found");
     return DG_STATUS_ERR_FORMAT;
   }
   c->n_levels = n;

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "tensor/ops.h"
+#include "base/status.h"
 
 typedef struct dg__vae_res {
   int cin, cout;
@@ -49,14 +50,6 @@ struct dg_vae {
   const dg_tensor *d_up_w[DG_VAE_MAX_LEVELS], *d_up_b[DG_VAE_MAX_LEVELS];
   const dg_tensor *d_nout_w, *d_nout_b, *d_out_w, *d_out_b;
 };
-
-static void seterr(char *err, size_t n, const char *fmt, ...) {
-  if (!err || !n) return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, n, fmt, ap);
-  va_end(ap);
-}
 
 /* ---- config --------------------------------------------------------------- */
 
@@ -93,25 +86,25 @@ int dg_vae_factor(const dg_vae_config *c) { return 1 << (c->n_levels - 1); }
 
 dg_status dg_vae_config_check(const dg_vae_config *c, char *err, size_t errlen) {
   if (c->n_levels < 1 || c->n_levels > DG_VAE_MAX_LEVELS) {
-    seterr(err, errlen, "vae: %d levels (1..%d supported)", c->n_levels, DG_VAE_MAX_LEVELS);
+    dg_set_error(err, errlen, "vae: %d levels (1..%d supported)", c->n_levels, DG_VAE_MAX_LEVELS);
     return DG_STATUS_ERR_INVALID;
   }
   if (c->in_channels < 1 || c->out_channels < 1 || c->latent_channels < 1 ||
       c->layers_per_block < 1 || c->norm_num_groups < 1 || c->in_channels > 64 ||
       c->out_channels > 64 || c->latent_channels > 1024 || c->layers_per_block > 16) {
-    seterr(err, errlen, "vae: channel or layer count out of range");
+    dg_set_error(err, errlen, "vae: channel or layer count out of range");
     return DG_STATUS_ERR_INVALID;
   }
   for (int i = 0; i < c->n_levels; i++) {
     int ch = c->block_out_channels[i];
     if (ch < 1 || ch > 16384 || ch % c->norm_num_groups) {
-      seterr(err, errlen, "vae: block_out_channels[%d] = %d is not a positive multiple of %d groups",
+      dg_set_error(err, errlen, "vae: block_out_channels[%d] = %d is not a positive multiple of %d groups",
              i, ch, c->norm_num_groups);
       return DG_STATUS_ERR_INVALID;
     }
   }
   if (!(c->eps > 0.0f) || !(c->scaling_factor > 0.0f)) {
-    seterr(err, errlen, "vae: eps and scaling_factor must be positive");
+    dg_set_error(err, errlen, "vae: eps and scaling_factor must be positive");
     return DG_STATUS_ERR_INVALID;
   }
   return DG_STATUS_OK;
@@ -130,7 +123,7 @@ dg_status dg_vae_config_from_json(const char *json_text, dg_vae_config *c, char 
   json_t *o = json_loads(json_text, 0, &je);
   dg_status st = DG_STATUS_ERR_FORMAT;
   if (!o || !json_is_object(o)) {
-    seterr(err, errlen, "vae config: bad JSON (line %d: %s)", je.line, je.text);
+    dg_set_error(err, errlen, "vae config: bad JSON (line %d: %s)", je.line, je.text);
     json_decref(o);
     return DG_STATUS_ERR_FORMAT;
   }
@@ -139,13 +132,13 @@ dg_status dg_vae_config_from_json(const char *json_text, dg_vae_config *c, char 
       jint(o, "latent_channels", &r.latent_channels) < 0 ||
       jint(o, "layers_per_block", &r.layers_per_block) < 0 ||
       jint(o, "norm_num_groups", &r.norm_num_groups) < 0) {
-    seterr(err, errlen, "vae config: an integer field is invalid");
+    dg_set_error(err, errlen, "vae config: an integer field is invalid");
     goto out;
   }
   json_t *boc = json_object_get(o, "block_out_channels");
   if (boc) {
     if (!json_is_array(boc) || json_array_size(boc) < 1 || json_array_size(boc) > DG_VAE_MAX_LEVELS) {
-      seterr(err, errlen, "vae config: block_out_channels must be an array of 1..%d integers",
+      dg_set_error(err, errlen, "vae config: block_out_channels must be an array of 1..%d integers",
              DG_VAE_MAX_LEVELS);
       goto out;
     }
@@ -153,7 +146,7 @@ dg_status dg_vae_config_from_json(const char *json_text, dg_vae_config *c, char 
     for (int i = 0; i < r.n_levels; i++) {
       json_t *v = json_array_get(boc, (size_t)i);
       if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 16384) {
-        seterr(err, errlen, "vae config: block_out_channels[%d] invalid", i);
+        dg_set_error(err, errlen, "vae config: block_out_channels[%d] invalid", i);
         goto out;
       }
       r.block_out_channels[i] = (int)json_integer_value(v);
@@ -163,7 +156,7 @@ dg_status dg_vae_config_from_json(const char *json_text, dg_vae_config *c, char 
   if (sf && json_is_number(sf)) r.scaling_factor = (float)json_number_value(sf);
   json_t *act = json_object_get(o, "act_fn");
   if (act && (!json_is_string(act) || strcmp(json_string_value(act), "silu") != 0)) {
-    seterr(err, errlen, "vae config: only act_fn \"silu\" is supported");
+    dg_set_error(err, errlen, "vae config: only act_fn \"silu\" is supported");
     st = DG_STATUS_ERR_UNSUPPORTED;
     goto out;
   }
@@ -175,7 +168,7 @@ dg_status dg_vae_config_from_json(const char *json_text, dg_vae_config *c, char 
     json_t *v;
     json_array_foreach(a, i, v) {
       if (!json_is_string(v) || strcmp(json_string_value(v), want[k]) != 0) {
-        seterr(err, errlen, "vae config: %s must all be %s", kinds[k], want[k]);
+        dg_set_error(err, errlen, "vae config: %s must all be %s", kinds[k], want[k]);
         st = DG_STATUS_ERR_UNSUPPORTED;
         goto out;
       }
@@ -208,7 +201,7 @@ dg_status dg_vae_config_detect(const dg_weights *w, dg_vae_config *c, char *err,
                                    wget(w, "decoder.up_blocks.%d.resnets.0.conv1.weight", n)))
     n++;
   if (n == 0) {
-    seterr(err, errlen, "vae: no encoder.down_blocks / decoder.up_blocks tensors");
+    dg_set_error(err, errlen, "vae: no encoder.down_blocks / decoder.up_blocks tensors");
     return DG_STATUS_ERR_FORMAT;
   }
   r.n_levels = n;
@@ -216,7 +209,7 @@ dg_status dg_vae_config_detect(const dg_weights *w, dg_vae_config *c, char *err,
     const dg_tensor *t = wget(w, "encoder.down_blocks.%d.resnets.0.conv1.weight", i);
     if (!t) t = wget(w, "decoder.up_blocks.%d.resnets.0.conv1.weight", n - 1 - i);
     if (!t || t->ndim != 4) {
-      seterr(err, errlen, "vae: cannot see the channels of level %d", i);
+      dg_set_error(err, errlen, "vae: cannot see the channels of level %d", i);
       return DG_STATUS_ERR_FORMAT;
     }
     r.block_out_channels[i] = (int)t->shape[0];
@@ -566,7 +559,7 @@ dg_status dg_vae_new(const dg_vae_config *c, const dg_weights *w, int want_encod
   dg_status st = dg_vae_config_check(c, err, errlen);
   if (st != DG_STATUS_OK) return st;
   if (!want_encoder && !want_decoder) {
-    seterr(err, errlen, "vae: neither encoder nor decoder requested");
+    dg_set_error(err, errlen, "vae: neither encoder nor decoder requested");
     return DG_STATUS_ERR_INVALID;
   }
   dg_vae *v = calloc(1, sizeof *v);

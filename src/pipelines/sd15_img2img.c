@@ -26,16 +26,9 @@
 #include "base/rng.h"
 #include "sampling/scheduler.h"
 #include "tensor/ops.h"
+#include "base/status.h"
 
 #define SD15_DIR "sd1.5-img2img"
-
-static void seterr(char *err, size_t n, const char *fmt, ...) {
-  if (!err || !n) return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, n, fmt, ap);
-  va_end(ap);
-}
 
 static int is_file(const char *path) {
   struct stat st;
@@ -107,7 +100,7 @@ dg_status dg_sd15_img2img_open_model(const char *models_dir, dg_sd15 **out, char
     p.path = path;
     p.tokenizer_dir = tok;
   } else {
-    seterr(err, errlen, "sd1.5-img2img: no model under %s", dir);
+    dg_set_error(err, errlen, "sd1.5-img2img: no model under %s", dir);
     return DG_STATUS_ERR_UNAVAILABLE;
   }
   return dg_sd15_open(&p, out, err, errlen);
@@ -134,7 +127,7 @@ typedef struct sd15_job {
 static dg_tensor *new_tensor(sd15_job *j, int ndim, int64_t a, int64_t b, int64_t c, int64_t d) {
   int64_t shape[4] = {a, b, c, d};
   dg_tensor *t = dg_arena_tensor(j->arena, DG_DTYPE_F32, ndim, shape);
-  if (!t) seterr(j->err, j->errlen, "out of memory");
+  if (!t) dg_set_error(j->err, j->errlen, "out of memory");
   return t;
 }
 
@@ -143,7 +136,7 @@ static dg_status encode_prompts(sd15_job *j) {
   const dg_tokenizer *tok = dg_sd15_tokenizer(j->model);
   dg_clip_text *te = dg_sd15_text_encoder(j->model);
   if (!tok || !te) {
-    seterr(j->err, j->errlen, "sd1.5-img2img: text encoder not loaded");
+    dg_set_error(j->err, j->errlen, "sd1.5-img2img: text encoder not loaded");
     return DG_STATUS_ERR_INTERNAL;
   }
   const char *neg = j->req->negative_prompt ? j->req->negative_prompt : "";
@@ -155,7 +148,7 @@ static dg_status encode_prompts(sd15_job *j) {
   if (st == DG_STATUS_OK) st = dg_tokenizer_encode(tok, j->req->prompt ? j->req->prompt : "",
                                                    id + DG_TOKENIZER_CONTEXT);
   if (st != DG_STATUS_OK) {
-    seterr(j->err, j->errlen, "prompt: could not tokenize (%s)", dg_strerror(st));
+    dg_set_error(j->err, j->errlen, "prompt: could not tokenize (%s)", dg_strerror(st));
     return st;
   }
   int64_t C = dg_clip_text_get_config(te)->hidden_size;
@@ -185,7 +178,7 @@ static dg_status preprocess_image(sd15_job *j, dg_tensor **out) {
   dg_image *rgb = NULL, *sized = NULL;
   dg_status st = DG_STATUS_OK;
   if (!src || !src->pixels || src->width < 1 || src->height < 1) {
-    seterr(j->err, j->errlen, "image: missing input image");
+    dg_set_error(j->err, j->errlen, "image: missing input image");
     return DG_STATUS_ERR_INVALID;
   }
   const dg_image *cur = src;
@@ -210,7 +203,7 @@ static dg_status preprocess_image(sd15_job *j, dg_tensor **out) {
     }
   *out = x;
 done:
-  if (st != DG_STATUS_OK && !j->err[0]) seterr(j->err, j->errlen, "image: %s", dg_strerror(st));
+  if (st != DG_STATUS_OK && !j->err[0]) dg_set_error(j->err, j->errlen, "image: %s", dg_strerror(st));
   dg_image_free(rgb);
   dg_image_free(sized);
   return st;
@@ -232,7 +225,7 @@ static dg_status encode_image(sd15_job *j, float *init) {
   st = dg_vae_encode(vae, j->e, j->arena, image, moments, NULL);
   if (st == DG_STATUS_OK) st = dg_vae_moments_split(moments, mean, NULL, std);
   if (st != DG_STATUS_OK) {
-    seterr(j->err, j->errlen, "VAE encode failed: %s", dg_strerror(st));
+    dg_set_error(j->err, j->errlen, "VAE encode failed: %s", dg_strerror(st));
     return st;
   }
   int64_t n = Z * j->h * j->w;
@@ -262,7 +255,7 @@ static dg_status denoise(sd15_job *j) {
   int total = dg_scheduler_loop_len(j->sched);
   for (int i = 0; i < total; i++) {
     if (j->req->cancelled && j->req->cancelled(j->req->ud)) {
-      seterr(j->err, j->errlen, "cancelled");
+      dg_set_error(j->err, j->errlen, "cancelled");
       return DG_STATUS_ERR_CANCELLED;
     }
     double tv = dg_scheduler_loop_timestep(j->sched, i);
@@ -274,14 +267,14 @@ static dg_status denoise(sd15_job *j) {
     st = dg_unet_forward(unet, j->e, j->arena, x_in, t, j->context, NULL, eps);
     dg_arena_reset(j->arena, mark);
     if (st != DG_STATUS_OK) {
-      seterr(j->err, j->errlen, "UNet failed at step %d: %s", i + 1, dg_strerror(st));
+      dg_set_error(j->err, j->errlen, "UNet failed at step %d: %s", i + 1, dg_strerror(st));
       return st;
     }
     if (j->cfg) /* noise_pred_uncond + g * (noise_pred_text - noise_pred_uncond) */
       for (int64_t k = 0; k < n; k++) ep[k] = ep[k] + g * (ep[n + k] - ep[k]);
     st = dg_scheduler_step(j->sched, i, ep, j->latents, n, dg_scheduler_rng_noise, &j->rng);
     if (st != DG_STATUS_OK) {
-      seterr(j->err, j->errlen, "scheduler step %d failed: %s", i + 1, dg_strerror(st));
+      dg_set_error(j->err, j->errlen, "scheduler step %d failed: %s", i + 1, dg_strerror(st));
       return st;
     }
     if (j->req->progress) j->req->progress(j->req->ud, i + 1, total);
@@ -303,7 +296,7 @@ static dg_status decode(sd15_job *j, dg_image **outs) {
   for (int64_t i = 0; i < n; i++) zp[i] = j->latents[i] / sf;
   dg_status st = dg_vae_decode(vae, j->e, j->arena, z, img, NULL);
   if (st != DG_STATUS_OK) {
-    seterr(j->err, j->errlen, "VAE decode failed: %s", dg_strerror(st));
+    dg_set_error(j->err, j->errlen, "VAE decode failed: %s", dg_strerror(st));
     return st;
   }
   const float *ip = img->data;
@@ -330,17 +323,17 @@ dg_status dg_sd15_img2img_generate(dg_sd15 *model, dg_engine *engine,
   if (errlen) err[0] = '\0';
   if (!model || !engine || !req || !outs) return DG_STATUS_ERR_INVALID;
   if (!dg_sd15_unet(model) || !dg_sd15_vae(model)) {
-    seterr(err, errlen, "sd1.5-img2img: model has no UNet or VAE");
+    dg_set_error(err, errlen, "sd1.5-img2img: model has no UNet or VAE");
     return DG_STATUS_ERR_INVALID;
   }
   int f = dg_vae_factor(dg_vae_get_config(dg_sd15_vae(model)));
   if (req->samples < 1 || req->samples > DG_JOB_MAX_OUTPUTS) {
-    seterr(err, errlen, "samples: must be 1..%d", DG_JOB_MAX_OUTPUTS);
+    dg_set_error(err, errlen, "samples: must be 1..%d", DG_JOB_MAX_OUTPUTS);
     return DG_STATUS_ERR_INVALID;
   }
   if (req->width < f || req->height < f || req->width % f || req->height % f ||
       req->width > 4096 || req->height > 4096) {
-    seterr(err, errlen, "img_width/img_height: must be multiples of %d up to 4096 (got %dx%d)", f,
+    dg_set_error(err, errlen, "img_width/img_height: must be multiples of %d up to 4096 (got %dx%d)", f,
            req->width, req->height);
     return DG_STATUS_ERR_INVALID;
   }
@@ -357,13 +350,13 @@ dg_status dg_sd15_img2img_generate(dg_sd15 *model, dg_engine *engine,
   dg_rng_seed(&j.rng, req->seed);
   dg_status st = dg_scheduler_new(req->scheduler ? req->scheduler : "DDIM", &j.sched);
   if (st != DG_STATUS_OK) {
-    seterr(err, errlen, "scheduler: unknown scheduler '%s'", req->scheduler ? req->scheduler : "");
+    dg_set_error(err, errlen, "scheduler: unknown scheduler '%s'", req->scheduler ? req->scheduler : "");
     return DG_STATUS_ERR_INVALID;
   }
   st = dg_scheduler_set_timesteps(j.sched, req->steps);
   if (st == DG_STATUS_OK) st = dg_scheduler_set_strength(j.sched, req->strength, NULL);
   if (st != DG_STATUS_OK) {
-    seterr(err, errlen,
+    dg_set_error(err, errlen,
            "num_inference_steps/strength: %d steps at strength %g leave no denoising step", req->steps,
            req->strength);
     dg_scheduler_free(j.sched);
@@ -390,7 +383,7 @@ dg_status dg_sd15_img2img_generate(dg_sd15 *model, dg_engine *engine,
   if (st == DG_STATUS_OK) st = decode(&j, outs);
 done:
   if (st != DG_STATUS_OK) {
-    if (errlen && !err[0]) seterr(err, errlen, "sd1.5-img2img: %s", dg_strerror(st));
+    if (errlen && !err[0]) dg_set_error(err, errlen, "sd1.5-img2img: %s", dg_strerror(st));
     for (int b = 0; b < req->samples; b++) {
       dg_image_free(outs[b]);
       outs[b] = NULL;
@@ -459,7 +452,7 @@ dg_status dg_sd15_img2img_run(dg_job_io *io) {
   } else if (st != DG_STATUS_ERR_UNAVAILABLE) {
     char tmp[sizeof io->error];
     snprintf(tmp, sizeof tmp, "%s", io->error);
-    seterr(io->error, sizeof io->error, "sd1.5-img2img: cannot load the model: %s", tmp);
+    dg_set_error(io->error, sizeof io->error, "sd1.5-img2img: cannot load the model: %s", tmp);
   }
   if (st == DG_STATUS_OK) {
     dg_image *outs[DG_JOB_MAX_OUTPUTS] = {0};

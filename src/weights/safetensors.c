@@ -47,6 +47,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "base/status.h"
 
 #define DG__ST_MAX_HEADER ((uint64_t)100 * 1024 * 1024)
 
@@ -62,14 +63,6 @@ struct dg_safetensors {
   size_t nmeta;
   char **meta;        /* [2 * nmeta]: key, value, ... */
 };
-
-static void st_err(char *err, size_t errlen, const char *fmt, ...) {
-  if (!err || errlen == 0) return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, errlen, fmt, ap);
-  va_end(ap);
-}
 
 /* ---- dtypes -------------------------------------------------------------- */
 
@@ -170,7 +163,7 @@ static char *st_strdup(const char *s) {
 
 static dg_status st_parse_metadata(dg_safetensors *st, json_t *md, char *err, size_t errlen) {
   if (!json_is_object(md)) {
-    st_err(err, errlen, "safetensors: __metadata__ is not an object");
+    dg_set_error(err, errlen, "safetensors: __metadata__ is not an object");
     return DG_STATUS_ERR_FORMAT;
   }
   size_t n = json_object_size(md);
@@ -181,7 +174,7 @@ static dg_status st_parse_metadata(dg_safetensors *st, json_t *md, char *err, si
   json_t *v;
   json_object_foreach(md, k, v) {
     if (!json_is_string(v)) {
-      st_err(err, errlen, "safetensors: __metadata__ entry '%s' is not a string", k);
+      dg_set_error(err, errlen, "safetensors: __metadata__ entry '%s' is not a string", k);
       return DG_STATUS_ERR_FORMAT;
     }
     char *kk = st_strdup(k), *vv = st_strdup(json_string_value(v));
@@ -198,19 +191,19 @@ static dg_status st_parse_entry(const char *name, json_t *e, const uint8_t *data
                                 uint64_t data_size, dg_tensor *t, st_span *span, char *err,
                                 size_t errlen) {
   if (!json_is_object(e)) {
-    st_err(err, errlen, "safetensors: entry '%s' is not an object", name);
+    dg_set_error(err, errlen, "safetensors: entry '%s' is not an object", name);
     return DG_STATUS_ERR_FORMAT;
   }
   json_t *jd = json_object_get(e, "dtype");
   json_t *js = json_object_get(e, "shape");
   json_t *jo = json_object_get(e, "data_offsets");
   if (!jd || !js || !jo) {
-    st_err(err, errlen, "safetensors: tensor '%s' lacks %s", name,
+    dg_set_error(err, errlen, "safetensors: tensor '%s' lacks %s", name,
            !jd ? "dtype" : !js ? "shape" : "data_offsets");
     return DG_STATUS_ERR_FORMAT;
   }
   if (!json_is_string(jd)) {
-    st_err(err, errlen, "safetensors: tensor '%s': dtype is not a string", name);
+    dg_set_error(err, errlen, "safetensors: tensor '%s': dtype is not a string", name);
     return DG_STATUS_ERR_FORMAT;
   }
   const char *ds = json_string_value(jd);
@@ -218,22 +211,22 @@ static dg_status st_parse_entry(const char *name, json_t *e, const uint8_t *data
   size_t esize;
   if (!st_dtype_lookup(ds, &dt, &esize)) {
     if (st_is_unsupported(ds)) {
-      st_err(err, errlen,
+      dg_set_error(err, errlen,
              "safetensors: tensor '%s' has dtype %s, which is not supported "
              "(F32 F16 BF16 F64 I64 I32 U8 are)",
              name, ds);
       return DG_STATUS_ERR_UNSUPPORTED;
     }
-    st_err(err, errlen, "safetensors: tensor '%s' has unknown dtype '%.32s'", name, ds);
+    dg_set_error(err, errlen, "safetensors: tensor '%s' has unknown dtype '%.32s'", name, ds);
     return DG_STATUS_ERR_FORMAT;
   }
   if (!json_is_array(js)) {
-    st_err(err, errlen, "safetensors: tensor '%s': shape is not an array", name);
+    dg_set_error(err, errlen, "safetensors: tensor '%s': shape is not an array", name);
     return DG_STATUS_ERR_FORMAT;
   }
   size_t nd = json_array_size(js);
   if (nd > DG_MAX_DIMS) {
-    st_err(err, errlen, "safetensors: tensor '%s' has %zu dims; at most %d are supported", name,
+    dg_set_error(err, errlen, "safetensors: tensor '%s' has %zu dims; at most %d are supported", name,
            nd, DG_MAX_DIMS);
     return DG_STATUS_ERR_UNSUPPORTED;
   }
@@ -244,12 +237,12 @@ static dg_status st_parse_entry(const char *name, json_t *e, const uint8_t *data
   for (size_t d = 0; d < nd; d++) {
     uint64_t s;
     if (st_get_u64(json_array_get(js, d), &s) != 0) {
-      st_err(err, errlen, "safetensors: tensor '%s': shape[%zu] is not a non-negative integer",
+      dg_set_error(err, errlen, "safetensors: tensor '%s': shape[%zu] is not a non-negative integer",
              name, d);
       return DG_STATUS_ERR_FORMAT;
     }
     if (s != 0 && nbytes > UINT64_MAX / s) {
-      st_err(err, errlen, "safetensors: tensor '%s': shape overflows", name);
+      dg_set_error(err, errlen, "safetensors: tensor '%s': shape overflows", name);
       return DG_STATUS_ERR_FORMAT;
     }
     nbytes *= s;
@@ -258,25 +251,25 @@ static dg_status st_parse_entry(const char *name, json_t *e, const uint8_t *data
   if (nd == 0) t->ndim = 1; /* scalar: shape [1] */
   /* INT64_MAX bound keeps numel and nbytes representable everywhere. */
   if (nbytes > (uint64_t)INT64_MAX || nbytes > (uint64_t)SIZE_MAX) {
-    st_err(err, errlen, "safetensors: tensor '%s': shape overflows", name);
+    dg_set_error(err, errlen, "safetensors: tensor '%s': shape overflows", name);
     return DG_STATUS_ERR_FORMAT;
   }
   uint64_t b, en;
   if (!json_is_array(jo) || json_array_size(jo) != 2 ||
       st_get_u64(json_array_get(jo, 0), &b) != 0 || st_get_u64(json_array_get(jo, 1), &en) != 0) {
-    st_err(err, errlen,
+    dg_set_error(err, errlen,
            "safetensors: tensor '%s': data_offsets is not [begin, end] of non-negative integers",
            name);
     return DG_STATUS_ERR_FORMAT;
   }
   if (en < b || en - b != nbytes) {
-    st_err(err, errlen,
+    dg_set_error(err, errlen,
            "safetensors: tensor '%s': data_offsets [%llu, %llu) do not hold %llu bytes", name,
            (unsigned long long)b, (unsigned long long)en, (unsigned long long)nbytes);
     return DG_STATUS_ERR_FORMAT;
   }
   if (en > data_size) {
-    st_err(err, errlen,
+    dg_set_error(err, errlen,
            "safetensors: tensor '%s': data_offsets [%llu, %llu) past the data area (%llu bytes)",
            name, (unsigned long long)b, (unsigned long long)en, (unsigned long long)data_size);
     return DG_STATUS_ERR_FORMAT;
@@ -291,23 +284,23 @@ static dg_status st_parse_header(dg_safetensors *st, char *err, size_t errlen) {
   const uint8_t *p = st->map;
   size_t size = st->map_size;
   if (size < 8) {
-    st_err(err, errlen, "safetensors: file too short (%zu bytes)", size);
+    dg_set_error(err, errlen, "safetensors: file too short (%zu bytes)", size);
     return DG_STATUS_ERR_FORMAT;
   }
   uint64_t hlen = 0;
   for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | p[i];
   if (hlen > DG__ST_MAX_HEADER) {
-    st_err(err, errlen, "safetensors: header length %llu exceeds the 100 MiB limit",
+    dg_set_error(err, errlen, "safetensors: header length %llu exceeds the 100 MiB limit",
            (unsigned long long)hlen);
     return DG_STATUS_ERR_FORMAT;
   }
   if (hlen > size - 8) {
-    st_err(err, errlen, "safetensors: header length %llu past the end of the file (%zu bytes)",
+    dg_set_error(err, errlen, "safetensors: header length %llu past the end of the file (%zu bytes)",
            (unsigned long long)hlen, size);
     return DG_STATUS_ERR_FORMAT;
   }
   if (hlen < 2) {
-    st_err(err, errlen, "safetensors: header too short");
+    dg_set_error(err, errlen, "safetensors: header too short");
     return DG_STATUS_ERR_FORMAT;
   }
   const uint8_t *data = p + 8 + hlen;
@@ -316,14 +309,14 @@ static dg_status st_parse_header(dg_safetensors *st, char *err, size_t errlen) {
   json_error_t jerr;
   json_t *root = json_loadb((const char *)p + 8, (size_t)hlen, JSON_REJECT_DUPLICATES, &jerr);
   if (!root) {
-    st_err(err, errlen, "safetensors: header is not valid JSON: %s (byte %d)", jerr.text,
+    dg_set_error(err, errlen, "safetensors: header is not valid JSON: %s (byte %d)", jerr.text,
            jerr.position);
     return DG_STATUS_ERR_FORMAT;
   }
   dg_status rc = DG_STATUS_OK;
   st_span *spans = NULL;
   if (!json_is_object(root)) {
-    st_err(err, errlen, "safetensors: header is not a JSON object");
+    dg_set_error(err, errlen, "safetensors: header is not a JSON object");
     rc = DG_STATUS_ERR_FORMAT;
     goto done;
   }
@@ -359,7 +352,7 @@ static dg_status st_parse_header(dg_safetensors *st, char *err, size_t errlen) {
     st->n++;
   }
   if (st->n > UINT32_MAX - 1) {
-    st_err(err, errlen, "safetensors: too many tensors");
+    dg_set_error(err, errlen, "safetensors: too many tensors");
     rc = DG_STATUS_ERR_FORMAT;
     goto done;
   }
@@ -371,7 +364,7 @@ static dg_status st_parse_header(dg_safetensors *st, char *err, size_t errlen) {
   qsort(spans, ns, sizeof(st_span), st_span_cmp);
   for (size_t i = 1; i < ns; i++) {
     if (spans[i].begin < spans[i - 1].end) {
-      st_err(err, errlen, "safetensors: tensors '%s' and '%s' overlap",
+      dg_set_error(err, errlen, "safetensors: tensors '%s' and '%s' overlap",
              st->tensors[spans[i - 1].index].name, st->tensors[spans[i].index].name);
       rc = DG_STATUS_ERR_FORMAT;
       goto done;
@@ -394,7 +387,7 @@ static dg_status st_parse_header(dg_safetensors *st, char *err, size_t errlen) {
 done:
   free(spans);
   json_decref(root);
-  if (rc == DG_STATUS_ERR_NOMEM) st_err(err, errlen, "safetensors: out of memory");
+  if (rc == DG_STATUS_ERR_NOMEM) dg_set_error(err, errlen, "safetensors: out of memory");
   return rc;
 }
 
@@ -421,26 +414,26 @@ dg_status dg_safetensors_open(const char *path, dg_safetensors **out, char *err,
   *out = NULL;
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
-    st_err(err, errlen, "cannot open %s: %s", path, strerror(errno));
+    dg_set_error(err, errlen, "cannot open %s: %s", path, strerror(errno));
     return DG_STATUS_ERR_IO;
   }
   struct stat sb;
   if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-    st_err(err, errlen, "cannot read %s: not a regular file", path);
+    dg_set_error(err, errlen, "cannot read %s: not a regular file", path);
     close(fd);
     return DG_STATUS_ERR_IO;
   }
   size_t size = (size_t)sb.st_size;
   if (size < 8) {
     close(fd);
-    st_err(err, errlen, "%s: safetensors file too short (%zu bytes)", path, size);
+    dg_set_error(err, errlen, "%s: safetensors file too short (%zu bytes)", path, size);
     return DG_STATUS_ERR_FORMAT;
   }
   void *m = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
   int e = errno;
   close(fd);
   if (m == MAP_FAILED) {
-    st_err(err, errlen, "cannot map %s: %s", path, strerror(e));
+    dg_set_error(err, errlen, "cannot map %s: %s", path, strerror(e));
     return DG_STATUS_ERR_IO;
   }
   char msg[512] = "";
@@ -448,7 +441,7 @@ dg_status dg_safetensors_open(const char *path, dg_safetensors **out, char *err,
   dg_status rc = dg_safetensors_parse(m, size, &st, msg, sizeof msg);
   if (rc != DG_STATUS_OK) {
     munmap(m, size);
-    st_err(err, errlen, "%s: %s", path, msg);
+    dg_set_error(err, errlen, "%s: %s", path, msg);
     return rc;
   }
   st->mapped = 1;
@@ -522,7 +515,7 @@ dg_status dg_safetensors_write(const char *path, const dg_tensor *const *tensors
     json_t *md = json_loads(metadata_json, 0, &jerr);
     if (!md || !json_is_object(md)) {
       json_decref(md);
-      st_err(err, errlen, "safetensors write: metadata is not a JSON object");
+      dg_set_error(err, errlen, "safetensors write: metadata is not a JSON object");
       rc = DG_STATUS_ERR_INVALID;
       goto done;
     }
@@ -530,7 +523,7 @@ dg_status dg_safetensors_write(const char *path, const dg_tensor *const *tensors
     json_t *v;
     json_object_foreach(md, k, v) {
       if (!json_is_string(v)) {
-        st_err(err, errlen, "safetensors write: metadata value '%s' is not a string", k);
+        dg_set_error(err, errlen, "safetensors write: metadata value '%s' is not a string", k);
         json_decref(md);
         rc = DG_STATUS_ERR_INVALID;
         goto done;
@@ -543,21 +536,21 @@ dg_status dg_safetensors_write(const char *path, const dg_tensor *const *tensors
     size_t es;
     if (!t || !t->name || !st_dtype_str(t->dtype, &es) || t->ndim < 0 || t->ndim > DG_MAX_DIMS ||
         strcmp(t->name, "__metadata__") == 0) {
-      st_err(err, errlen, "safetensors write: tensor %zu is invalid (name, dtype or ndim)", i);
+      dg_set_error(err, errlen, "safetensors write: tensor %zu is invalid (name, dtype or ndim)", i);
       rc = DG_STATUS_ERR_INVALID;
       goto done;
     }
     uint64_t nb = es;
     for (int d = 0; d < t->ndim; d++) {
       if (t->shape[d] < 0 || (t->shape[d] && nb > UINT64_MAX / (uint64_t)t->shape[d])) {
-        st_err(err, errlen, "safetensors write: tensor '%s' has a bad shape", t->name);
+        dg_set_error(err, errlen, "safetensors write: tensor '%s' has a bad shape", t->name);
         rc = DG_STATUS_ERR_INVALID;
         goto done;
       }
       nb *= (uint64_t)t->shape[d];
     }
     if (nb && !t->data) {
-      st_err(err, errlen, "safetensors write: tensor '%s' has no data", t->name);
+      dg_set_error(err, errlen, "safetensors write: tensor '%s' has no data", t->name);
       rc = DG_STATUS_ERR_INVALID;
       goto done;
     }
@@ -588,12 +581,12 @@ dg_status dg_safetensors_write(const char *path, const dg_tensor *const *tensors
     json_object_set_new(e, "data_offsets", offs);
     if (json_object_get(root, t->name)) {
       json_decref(e);
-      st_err(err, errlen, "safetensors write: duplicate tensor name '%s'", t->name);
+      dg_set_error(err, errlen, "safetensors write: duplicate tensor name '%s'", t->name);
       rc = DG_STATUS_ERR_INVALID;
       goto done;
     }
     if (json_object_set_new(root, t->name, e) != 0) {
-      st_err(err, errlen, "safetensors write: bad tensor name (tensor %zu)", i);
+      dg_set_error(err, errlen, "safetensors write: bad tensor name (tensor %zu)", i);
       rc = DG_STATUS_ERR_INVALID;
       goto done;
     }
@@ -617,7 +610,7 @@ dg_status dg_safetensors_write(const char *path, const dg_tensor *const *tensors
   snprintf(tmp, pl + 16, "%s.tmp%ld", path, (long)getpid());
   f = fopen(tmp, "wb");
   if (!f) {
-    st_err(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
+    dg_set_error(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
     rc = DG_STATUS_ERR_IO;
     goto done;
   }
@@ -633,11 +626,11 @@ dg_status dg_safetensors_write(const char *path, const dg_tensor *const *tensors
   f = NULL;
   if (rc == DG_STATUS_OK && rename(tmp, path) != 0) rc = DG_STATUS_ERR_IO;
   if (rc != DG_STATUS_OK) {
-    st_err(err, errlen, "cannot write %s: %s", path, strerror(errno));
+    dg_set_error(err, errlen, "cannot write %s: %s", path, strerror(errno));
     remove(tmp);
   }
 done:
-  if (rc == DG_STATUS_ERR_NOMEM) st_err(err, errlen, "safetensors write: out of memory");
+  if (rc == DG_STATUS_ERR_NOMEM) dg_set_error(err, errlen, "safetensors write: out of memory");
   free(tmp);
   free(header);
   free(order);

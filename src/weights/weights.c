@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "base/status.h"
 
 #define DG__W_MAX_NAME 1024
 
@@ -22,14 +23,6 @@ struct dg_weights {
   uint32_t *slots; /* entry index + 1; 0 = empty */
   size_t nslots;   /* power of two, >= 2 n */
 };
-
-static void w_err(char *err, size_t errlen, const char *fmt, ...) {
-  if (!err || errlen == 0) return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, errlen, fmt, ap);
-  va_end(ap);
-}
 
 static uint64_t w_hash(const char *s) {
   uint64_t h = 1469598103934665603ull;
@@ -115,7 +108,7 @@ dg_status dg_weights_add(dg_weights *w, const dg_safetensors *file, const char *
     }
     long prev = w_find(w, name);
     if (prev >= 0) {
-      w_err(err, errlen, "weights: two tensors map to '%s' ('%s' and '%s')", name,
+      dg_set_error(err, errlen, "weights: two tensors map to '%s' ('%s' and '%s')", name,
             w->e[prev].t->name ? w->e[prev].t->name : "?", t->name);
       w_truncate(w, start);
       return DG_STATUS_ERR_FORMAT;
@@ -134,7 +127,7 @@ dg_status dg_weights_add(dg_weights *w, const dg_safetensors *file, const char *
   }
   return DG_STATUS_OK;
 nomem:
-  w_err(err, errlen, "weights: out of memory");
+  dg_set_error(err, errlen, "weights: out of memory");
   return DG_STATUS_ERR_NOMEM;
 }
 
@@ -169,7 +162,7 @@ const dg_tensor *dg_weights_need(const dg_weights *w, const char *name, int ndim
   if (!name) return NULL;
   const dg_tensor *t = dg_weights_get(w, name);
   if (!t) {
-    w_err(err, errlen, "weights: tensor '%s' is missing", name);
+    dg_set_error(err, errlen, "weights: tensor '%s' is missing", name);
     return NULL;
   }
   int ok = t->ndim == ndim;
@@ -178,11 +171,11 @@ const dg_tensor *dg_weights_need(const dg_weights *w, const char *name, int ndim
     char want[128], got[128];
     w_shape_str(ndim, shape, want, sizeof want);
     w_shape_str(t->ndim, t->shape, got, sizeof got);
-    w_err(err, errlen, "weights: tensor '%s' has shape %s, expected %s", name, got, want);
+    dg_set_error(err, errlen, "weights: tensor '%s' has shape %s, expected %s", name, got, want);
     return NULL;
   }
   if (t->dtype != DG_DTYPE_F32 && t->dtype != DG_DTYPE_F16 && t->dtype != DG_DTYPE_BF16) {
-    w_err(err, errlen, "weights: tensor '%s' has dtype %s, expected a float (F32/F16/BF16)", name,
+    dg_set_error(err, errlen, "weights: tensor '%s' has dtype %s, expected a float (F32/F16/BF16)", name,
           w_dtype_name(t->dtype));
     return NULL;
   }
