@@ -6,47 +6,10 @@
 #include <string.h>
 
 #include "base/base64.h"
+#include "base/file.h"
 #include "client/client.h"
 
 enum { MAX_PARAM_FILE = 64 << 20 };
-
-static char *read_all(const char *path, size_t *n, char *err, size_t errlen) {
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    snprintf(err, errlen, "cannot read '%s': %s", path, strerror(errno));
-    return NULL;
-  }
-  size_t cap = 65536, len = 0, r;
-  char *buf = malloc(cap);
-  while (buf && (r = fread(buf + len, 1, cap - len, f)) > 0) {
-    len += r;
-    if (len == cap) {
-      if (cap >= MAX_PARAM_FILE) {
-        snprintf(err, errlen, "'%s' is larger than %d MiB", path, MAX_PARAM_FILE >> 20);
-        free(buf);
-        fclose(f);
-        return NULL;
-      }
-      char *nb = realloc(buf, cap * 2);
-      if (!nb) {
-        free(buf);
-        buf = NULL;
-        break;
-      }
-      buf = nb;
-      cap *= 2;
-    }
-  }
-  int bad = ferror(f);
-  fclose(f);
-  if (!buf || bad) {
-    free(buf);
-    snprintf(err, errlen, "cannot read '%s'", path);
-    return NULL;
-  }
-  *n = len;
-  return buf;
-}
 
 /* A JSON scalar when v is exactly a number / true / false / null. */
 static json_t *typed(const char *v) {
@@ -106,8 +69,8 @@ dg_status dg_client_parse_param(const char *arg, json_t *obj, char *err, size_t 
     }
   } else if (v[0] == '@') {
     size_t n;
-    char *data = read_all(v + 1, &n, err, errlen);
-    if (!data) {
+    char *data = NULL;
+    if (dg_read_file(v + 1, MAX_PARAM_FILE, &data, &n, err, errlen) != DG_STATUS_OK) {
       st = DG_STATUS_ERR_INVALID;
     } else {
       char *b64 = dg_base64_encode((const uint8_t *)data, n, NULL);

@@ -1,6 +1,8 @@
 /* Opening an SD1.x model from a single-file checkpoint or a diffusers folder. */
 #include "models/sd15.h"
 
+#include "base/file.h"
+
 #include <errno.h>
 #include <jansson.h>
 #include <stdarg.h>
@@ -49,22 +51,9 @@ static int is_file(const char *p) {
 
 /* Whole small text file (configs); NULL if absent or larger than 1 MiB. */
 static char *slurp(const char *path) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
   char *s = NULL;
-  if (fseek(f, 0, SEEK_END) == 0) {
-    long n = ftell(f);
-    if (n >= 0 && n <= (1 << 20) && fseek(f, 0, SEEK_SET) == 0 && (s = malloc((size_t)n + 1))) {
-      if (fread(s, 1, (size_t)n, f) != (size_t)n) {
-        free(s);
-        s = NULL;
-      } else {
-        s[n] = 0;
-      }
-    }
-  }
-  fclose(f);
-  return s;
+  size_t n;
+  return dg_read_file(path, (size_t)1 << 20, &s, &n, NULL, 0) == DG_STATUS_OK ? s : NULL;
 }
 
 static int ends_with(const char *s, const char *suf) {

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <wctype.h>
+#include "base/file.h"
 #include "base/status.h"
 
 #define TK_MAX_FILE (64u * 1024 * 1024)
@@ -239,56 +240,10 @@ static uint32_t tk_sigma(const dg_tokenizer *t, const uint32_t *s, size_t n, siz
 
 /* ---- loading ----------------------------------------------------------- */
 
-static dg_status tk_read_file(const char *path, char **out, size_t *len, char *err, size_t errlen) {
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    dg_set_error(err, errlen, "tokenizer: cannot open %s: %s", path, strerror(errno));
-    return DG_STATUS_ERR_IO;
-  }
-  size_t cap = 1 << 16, n = 0;
-  char *buf = malloc(cap + 1);
-  while (buf) {
-    size_t r = fread(buf + n, 1, cap - n, f);
-    n += r;
-    if (r == 0) break;
-    if (n == cap) {
-      if (cap >= TK_MAX_FILE) {
-        free(buf);
-        fclose(f);
-        dg_set_error(err, errlen, "tokenizer: %s is larger than 64 MiB", path);
-        return DG_STATUS_ERR_LIMIT;
-      }
-      char *nb = realloc(buf, 2 * cap + 1);
-      if (!nb) {
-        free(buf);
-        buf = NULL;
-        break;
-      }
-      buf = nb;
-      cap *= 2;
-    }
-  }
-  int bad = ferror(f);
-  fclose(f);
-  if (!buf) {
-    dg_set_error(err, errlen, "tokenizer: out of memory");
-    return DG_STATUS_ERR_NOMEM;
-  }
-  if (bad) {
-    free(buf);
-    dg_set_error(err, errlen, "tokenizer: cannot read %s", path);
-    return DG_STATUS_ERR_IO;
-  }
-  buf[n] = 0;
-  *out = buf;
-  *len = n;
-  return DG_STATUS_OK;
-}
-
 static dg_status tk_load_vocab(dg_tokenizer *t, const char *path, char *err, size_t errlen) {
   char *text = NULL;
   size_t len = 0;
-  dg_status rc = tk_read_file(path, &text, &len, err, errlen);
+  dg_status rc = dg_read_file(path, TK_MAX_FILE, &text, &len, err, errlen);
   if (rc) return rc;
   json_error_t jerr;
   json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
@@ -350,7 +305,7 @@ static dg_status tk_load_vocab(dg_tokenizer *t, const char *path, char *err, siz
 static dg_status tk_load_merges(dg_tokenizer *t, const char *path, char *err, size_t errlen) {
   char *text = NULL;
   size_t len = 0;
-  dg_status rc = tk_read_file(path, &text, &len, err, errlen);
+  dg_status rc = dg_read_file(path, TK_MAX_FILE, &text, &len, err, errlen);
   if (rc) return rc;
   if (memchr(text, 0, len)) {
     free(text);
