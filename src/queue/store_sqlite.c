@@ -286,6 +286,15 @@ static dg_status sq_submit(void *impl, const dg_job_submit *j, const char *new_i
     goto out;
   }
   if (j->idem_key) {
+    /* An expired request (not swept yet) no longer answers: its key starts a new one. */
+    st = prep(q, "UPDATE jobs SET idem_key=NULL WHERE key_id=? AND idem_key=? AND expires_at IS NOT NULL "
+                 "AND expires_at<=?");
+    if (!st) goto fail;
+    sqlite3_bind_int64(st, 1, j->key_id);
+    sqlite3_bind_text(st, 2, j->idem_key, -1, SQLITE_STATIC);
+    sqlite3_bind_double(st, 3, dg_now());
+    if (sqlite3_step(st) != SQLITE_DONE) goto fail;
+    sqlite3_finalize(st);
     st = prep(q, "SELECT id FROM jobs WHERE key_id=? AND idem_key=?");
     if (!st) goto fail;
     sqlite3_bind_int64(st, 1, j->key_id);
