@@ -20,7 +20,9 @@
  * the first touch of the UNet weights) and the VAE decode (last callback ->
  * return).  The peak RSS is the child's VmHWM (/proc/self/status) and
  * ru_maxrss.  With both precisions, the max |f32 - bf16| of the 8-bit
- * images is printed.
+ * images is printed.  Each stage is also given in process CPU seconds (all
+ * threads): on a machine shared with other jobs the wall times are inflated,
+ * while CPU-s / threads estimates the wall time on an idle machine.
  *
  * --quick: 4 steps (3 UNet steps at strength 0.75).  --no-stages: skip the
  * separate text/VAE-encode timings.  The input image is a fixed synthetic
@@ -57,13 +59,15 @@ typedef struct result {
   char err[512];
   double load_s, text_s, vae_enc_s, step1_s, step_mean_s, step_min_s, step_max_s, decode_s,
       total_s;
+  /* process CPU seconds (all threads): about the wall time on an idle machine x threads */
+  double text_cpu, vae_enc_cpu, step_mean_cpu, decode_cpu, total_cpu;
   int n_steps;
   double hwm_mb, maxrss_mb, rss_after_load_mb;
   int width, height;
 } result;
 
 typedef struct progress_rec {
-  double t[MAX_STEPS + 1];
+  double t[MAX_STEPS + 1], c[MAX_STEPS + 1];
   int n;
 } progress_rec;
 
@@ -98,6 +102,12 @@ static void loadavg(char *out, size_t n) {
     if (p) *p = '\0';
   }
   fclose(f);
+}
+
+static double cpu_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 static int is_dir(const char *p) {
@@ -193,6 +203,7 @@ static void on_progress(void *ud, int step, int total) {
   (void)total;
   if (step >= 1 && step <= MAX_STEPS) {
     pr->t[step] = now();
+    pr->c[step] = cpu_now();
     pr->n = step;
   }
 }
@@ -311,8 +322,12 @@ static void run_one(const opts *o, dg_precision prec, const dg_image *input, res
   }
   const dg_image *in = sized ? sized : input;
   if (o->stages) {
+    double c0 = cpu_now();
     st = time_text(m, e, PROMPT, NEGATIVE, &r->text_s, r->err, sizeof r->err);
+    double c1 = cpu_now();
     if (st == DG_STATUS_OK) st = time_vae_encode(m, e, in, &r->vae_enc_s);
+    r->text_cpu = c1 - c0;
+    r->vae_enc_cpu = cpu_now() - c1;
     if (st != DG_STATUS_OK) {
       if (!r->err[0]) snprintf(r->err, sizeof r->err, "stages: %s", dg_strerror(st));
       dg_image_free(sized);
@@ -339,22 +354,25 @@ static void run_one(const opts *o, dg_precision prec, const dg_image *input, res
   req.progress = on_progress;
   req.ud = pr;
   dg_image *outs[1] = {NULL};
-  double g0 = now();
+  double g0 = now(), gc0 = cpu_now();
   st = dg_sd15_img2img_generate(m, e, &req, outs, r->err, sizeof r->err);
-  double g1 = now();
+  double g1 = now(), gc1 = cpu_now();
   dg_image_free(sized);
   if (st != DG_STATUS_OK) {
     free(pr);
     goto done;
   }
   r->total_s = g1 - g0;
+  r->total_cpu = gc1 - gc0;
   r->n_steps = pr->n;
   if (pr->n >= 1) {
     r->decode_s = g1 - pr->t[pr->n];
+    r->decode_cpu = gc1 - pr->c[pr->n];
     r->step_min_s = 1e30;
     for (int i = 2; i <= pr->n; i++) {
       double d = pr->t[i] - pr->t[i - 1];
       r->step_mean_s += d / (pr->n - 1);
+      r->step_mean_cpu += (pr->c[i] - pr->c[i - 1]) / (pr->n - 1);
       if (d < r->step_min_s) r->step_min_s = d;
       if (d > r->step_max_s) r->step_max_s = d;
     }
@@ -535,9 +553,11 @@ int main(int argc, char **argv) {
       continue;
     }
     printf("  %s done: open %.2f s, text %.3f s, VAE encode %.2f s, UNet step 1 %.2f s, steps 2.. mean %.2f s "
-           "(min %.2f, max %.2f), VAE decode %.2f s, total %.2f s, peak RSS %.0f MB\n",
+           "(min %.2f, max %.2f), VAE decode %.2f s, total %.2f s, peak RSS %.0f MB; CPU-s: step %.2f, "
+           "decode %.2f, total %.2f\n",
            name, r[k].load_s, r[k].text_s, r[k].vae_enc_s, r[k].step1_s, r[k].step_mean_s, r[k].step_min_s,
-           r[k].step_max_s, r[k].decode_s, r[k].total_s, r[k].hwm_mb);
+           r[k].step_max_s, r[k].decode_s, r[k].total_s, r[k].hwm_mb, r[k].step_mean_cpu, r[k].decode_cpu,
+           r[k].total_cpu);
     fflush(stdout);
     if (o.save) save_png(img[k], o.save, name);
   }
@@ -558,6 +578,8 @@ int main(int argc, char **argv) {
   if (o.stages) {
     ROW("text encoding, batch 2 (s)", text_s, "%.3f");
     ROW("VAE encode (s)", vae_enc_s, "%.2f");
+    ROW("text encoding, CPU-s", text_cpu, "%.3f");
+    ROW("VAE encode, CPU-s", vae_enc_cpu, "%.2f");
   }
   ROW("UNet CFG step 1 (s)", step1_s, "%.2f");
   ROW("UNet CFG step, mean of 2.. (s)", step_mean_s, "%.2f");
@@ -565,6 +587,9 @@ int main(int argc, char **argv) {
   ROW("UNet CFG step, max (s)", step_max_s, "%.2f");
   ROW("VAE decode (s)", decode_s, "%.2f");
   ROW("total generate (s)", total_s, "%.2f");
+  ROW("UNet CFG step, mean of 2.., CPU-s", step_mean_cpu, "%.2f");
+  ROW("VAE decode, CPU-s", decode_cpu, "%.2f");
+  ROW("total generate, CPU-s", total_cpu, "%.2f");
   ROW("UNet steps run", n_steps, "%d");
   ROW("RSS after open (MB)", rss_after_load_mb, "%.0f");
   ROW("peak RSS VmHWM (MB)", hwm_mb, "%.0f");
