@@ -66,6 +66,31 @@ enum MHD_Result dg__send_json(dg_server *s, struct MHD_Connection *c, unsigned c
   return dg__send(s, c, code, "application/json", txt, strlen(txt), headers);
 }
 
+/* Length of the valid UTF-8 sequence at p (1..4), 0 if invalid. */
+static size_t utf8_seq(const unsigned char *p) {
+  if (p[0] < 0x80) return 1;
+  size_t n = p[0] >= 0xC2 && p[0] <= 0xDF ? 2 : p[0] >= 0xE0 && p[0] <= 0xEF ? 3 : p[0] >= 0xF0 && p[0] <= 0xF4 ? 4 : 0;
+  for (size_t i = 1; i < n; i++)
+    if ((p[i] & 0xC0) != 0x80) return 0;
+  if (n == 3 && ((p[0] == 0xE0 && p[1] < 0xA0) || (p[0] == 0xED && p[1] >= 0xA0))) return 0; /* overlong, surrogate */
+  if (n == 4 && ((p[0] == 0xF0 && p[1] < 0x90) || (p[0] == 0xF4 && p[1] >= 0x90))) return 0; /* overlong, > U+10FFFF */
+  return n;
+}
+
+/* Error messages quote client bytes (paths, names) and cut them to a length:
+ * replace what is not UTF-8 so that the JSON body can always be built. */
+static void utf8_fix(char *m) {
+  unsigned char *p = (unsigned char *)m;
+  while (*p) {
+    size_t n = utf8_seq(p);
+    if (n == 0) {
+      *p++ = '?';
+    } else {
+      p += n;
+    }
+  }
+}
+
 enum MHD_Result dg__send_error(dg_server *s, struct MHD_Connection *c, unsigned code, const char *codename,
                                int retryable, const char *const *headers, const char *fmt, ...) {
   char msg[2048];
@@ -73,6 +98,7 @@ enum MHD_Result dg__send_error(dg_server *s, struct MHD_Connection *c, unsigned 
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
+  utf8_fix(msg);
   return dg__send_json(s, c, code, json_pack("{s:s, s:s, s:b}", "error", msg, "code", codename, "retryable", retryable),
                        headers);
 }

@@ -64,6 +64,19 @@ try:
     r = requests.post(B + "/v2/test-echo", data=gen(), headers=H)
     check(r.status_code == 413, "chunked body past the limit -> 413", str(r.status_code))
 
+    # Non-UTF-8 bytes in a path, and multi-byte names cut by the message's
+    # length limits: the error still names the problem (not a 500-style
+    # "out of memory" body with retryable=true).
+    cases = [("GET", "/%ff%fe", None, 404), ("POST", "/v2/%ff", b"{}", 404), ("POST", "/v2/test-echo/%c3", b"{}", 404),
+             ("POST", "/v2/" + "ab" + "\u20ac" * 40, b"{}", 404),
+             ("POST", "/v2/test-echo", ('{"ab' + "\u20ac" * 30 + '": 1}').encode(), 400)]
+    for method, path, body, code in cases:
+        r = requests.request(method, B + path, data=body, headers=H)
+        j = r.json()
+        check(r.status_code == code and j.get("retryable") is False and "memory" not in j.get("error", "") and
+              j.get("code") in ("NOT_FOUND", "INVALID_PARAMETER"), f"{method} {path[:20]!r} -> {code}, a real error",
+              f"{r.status_code} {r.text[:200]}")
+
     # Truncated body: promise 1000 bytes, send 10, close.
     raw(P, b"POST /v2/test-echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{\"image\": ", read=False)
     # Truncated headers.
