@@ -13,6 +13,42 @@
 #include "server/server_internal.h"
 
 #define MAX_IMAGE_PARAMS 8
+/* Submitted images are decoded on the connection threads to check them: a
+ * tiny PNG can claim 40 Mpx (160 MB decoded), so the decodes in flight share
+ * one budget; a request that needs more waits (one at a time always runs). */
+#define DECODE_BUDGET ((size_t)512 << 20)
+
+static void decode_acquire(dg_server *s, size_t need) {
+  pthread_mutex_lock(&s->mu);
+  while (s->decode_bytes > 0 && s->decode_bytes + need > DECODE_BUDGET) pthread_cond_wait(&s->decode_cv, &s->mu);
+  s->decode_bytes += need;
+  pthread_mutex_unlock(&s->mu);
+}
+
+static void decode_release(dg_server *s, size_t need) {
+  pthread_mutex_lock(&s->mu);
+  s->decode_bytes -= need;
+  pthread_cond_broadcast(&s->decode_cv);
+  pthread_mutex_unlock(&s->mu);
+}
+
+/* Fetch/unwrap an image parameter, check its header, then decode it fully
+ * (a truncated or corrupt image is the client's 400) within the budget. */
+static dg_status load_image_param(dg_server *s, const char *value, const dg_fetch_limits *fl,
+                                  const dg_image_limits *il, uint8_t **raw, size_t *rn, char *err, size_t errlen) {
+  dg_status st = dg_image_load_param(value, fl, il, raw, rn, NULL, err, errlen);
+  if (st != DG_STATUS_OK) return st;
+  int w = 0, h = 0;
+  st = dg_image_probe(*raw, *rn, il, NULL, &w, &h, err, errlen);
+  if (st != DG_STATUS_OK) return st;
+  size_t need = (size_t)(w > 0 ? w : 1) * (size_t)(h > 0 ? h : 1) * 4;
+  decode_acquire(s, need);
+  dg_image *img = NULL;
+  st = dg_image_decode(*raw, *rn, il, &img, err, errlen);
+  dg_image_free(img);
+  decode_release(s, need);
+  return st;
+}
 
 static void iso_time(double t, char *b, size_t n) {
   time_t tt = (time_t)t;
@@ -425,10 +461,8 @@ enum MHD_Result dg__api_submit(dg_server *s, struct MHD_Connection *c, const cha
     if (ps->type != DG_PARAM_TYPE_IMAGE || !json_is_string(v)) continue;
     uint8_t *raw = NULL;
     size_t rn = 0;
-    dg_image *img = NULL;
     char ierr[512] = "";
-    st = dg_image_load_param(json_string_value(v), &fl, &il, &raw, &rn, &img, ierr, sizeof ierr);
-    dg_image_free(img);
+    st = load_image_param(s, json_string_value(v), &fl, &il, &raw, &rn, ierr, sizeof ierr);
     if (st != DG_STATUS_OK) {
       free(raw);
       r = dg__send_error(s, c, 400, "INVALID_IMAGE", 0, NULL, "parameter '%s': %s",

@@ -453,6 +453,7 @@ dg_status dg_server_new(const dg_server_params *cfg, dg_server **out, char *err,
   if (s->cfg.max_attempts < 1) s->cfg.max_attempts = 1;
   pthread_mutex_init(&s->mu, NULL);
   pthread_cond_init(&s->cv, NULL);
+  pthread_cond_init(&s->decode_cv, NULL);
   if (cfg->test_pipelines) dg_pipeline_register(dg_pipeline_test_echo());
   if (mkdir(s->data_dir, 0700) != 0 && errno != EEXIST) {
     snprintf(err, errlen, "cannot create data directory %s: %s", s->data_dir, strerror(errno));
@@ -542,6 +543,7 @@ void dg_server_free(dg_server *s) {
   dg_worker_pool_free(s->pool);
   dg_store_close(s->store);
   pthread_cond_destroy(&s->cv);
+  pthread_cond_destroy(&s->decode_cv);
   pthread_mutex_destroy(&s->mu);
   free(s);
 }
