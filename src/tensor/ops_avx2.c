@@ -1,7 +1,8 @@
 /* AVX2 + FMA row kernels of the memory-bound ops (table in ops_internal.h);
  * the 8-lane twin of ops_avx512.c.  Only reached when the engine's ISA is
  * DG_ISA_AVX2.  Tails use vmaskmovps.  exp: same reduction and polynomial as
- * the AVX-512 file, 2^n built in the exponent field (inputs below -87.3 give 0). */
+ * the AVX-512 file, 2^n applied as two exponent-field factors (correct down to
+ * the subnormals). */
 #include "tensor/ops_internal.h"
 
 #if defined(__x86_64__) && defined(__AVX2__) && defined(__FMA__)
@@ -25,9 +26,8 @@ static inline void store(float *p, int64_t r, __m256 v) {
 }
 
 static inline __m256 exp8(__m256 x) {
-  __m256 under = _mm256_cmp_ps(x, _mm256_set1_ps(-87.3365479f), _CMP_LT_OQ);
-  x = _mm256_min_ps(x, _mm256_set1_ps(88.3762626647949f));
-  x = _mm256_max_ps(x, _mm256_set1_ps(-87.3365479f));
+  x = _mm256_min_ps(x, _mm256_set1_ps(89.0f));
+  x = _mm256_max_ps(x, _mm256_set1_ps(-104.0f));
   __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
                              _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
@@ -39,8 +39,11 @@ static inline __m256 exp8(__m256 x) {
   p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
   p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
   p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-  __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-  return _mm256_andnot_ps(under, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
+  /* 2^n as two exact factors 2^h 2^(n-h), n in [-150, 129]: subnormal results round once */
+  __m256i ni = _mm256_cvtps_epi32(n), h = _mm256_srai_epi32(ni, 1), bias = _mm256_set1_epi32(127);
+  __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(h, bias), 23));
+  __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_sub_epi32(ni, h), bias), 23));
+  return _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
 }
 
 static inline __m256 silu8(__m256 v) {
@@ -48,8 +51,11 @@ static inline __m256 silu8(__m256 v) {
   return _mm256_div_ps(v, _mm256_add_ps(_mm256_set1_ps(1.0f), en));
 }
 
-/* 0.5 x (1 + erf(x / sqrt 2)) via erfc(|z|) = t exp(-z^2 + P(t)), t = 1/(1 + |z|/2) */
+/* 0.5 x (1 + erf(x / sqrt 2)) via erfc(|z|) = t exp(-z^2 + P(t)), t = 1/(1 + |z|/2);
+ * z^2 = x^2/2 as an exact hi + lo pair, exp(a) (1 + da) (see ops_avx512.c) */
 static inline __m256 gelu8(__m256 x) {
+  __m256 h = _mm256_mul_ps(x, _mm256_set1_ps(0.5f));
+  __m256 s = _mm256_mul_ps(h, x), slo = _mm256_fmsub_ps(h, x, s);
   __m256 z = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), _mm256_mul_ps(x, _mm256_set1_ps(0.70710678118654752f)));
   __m256 t = _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_fmadd_ps(z, _mm256_set1_ps(0.5f), _mm256_set1_ps(1.0f)));
   __m256 p = _mm256_set1_ps(0.17087277f);
@@ -62,10 +68,14 @@ static inline __m256 gelu8(__m256 x) {
   p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.37409196f));
   p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.00002368f));
   p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-1.26551223f));
-  __m256 e = _mm256_mul_ps(t, exp8(_mm256_fnmadd_ps(z, z, p)));
+  __m256 a = _mm256_sub_ps(p, s), bb = _mm256_sub_ps(a, p);
+  __m256 da = _mm256_sub_ps(_mm256_sub_ps(p, _mm256_sub_ps(a, bb)), _mm256_add_ps(s, bb));
+  da = _mm256_sub_ps(da, slo);
+  __m256 ea = exp8(a);
+  __m256 e = _mm256_mul_ps(t, _mm256_fmadd_ps(ea, da, ea));
   __m256 neg = _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LT_OQ);
   __m256 onep = _mm256_blendv_ps(_mm256_sub_ps(_mm256_set1_ps(2.0f), e), e, neg);
-  return _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), x), onep);
+  return _mm256_mul_ps(h, onep);
 }
 
 static inline double hsum_d(__m256 v) {
@@ -201,8 +211,12 @@ static void v_scale(float *y, const float *x, int64_t n, float alpha, float beta
   for (int64_t i = 0; i < n; i += W) store(y + i, n - i, _mm256_fmadd_ps(load(x + i, n - i), va, vb));
 }
 
+static void v_exp(float *y, const float *x, int64_t n) {
+  for (int64_t i = 0; i < n; i += W) store(y + i, n - i, exp8(load(x + i, n - i)));
+}
+
 static const dg__vec_kernels table = {v_sum,   v_sum_sq_dev, v_affine,        v_normalize, v_softmax,
-                                      v_unary, v_binary_vec, v_binary_scalar, v_scale};
+                                      v_unary, v_binary_vec, v_binary_scalar, v_scale,     v_exp};
 
 const dg__vec_kernels *dg__vec_avx2(void) { return &table; }
 

@@ -50,11 +50,116 @@ static double g_sum_sq_dev(const float *x, int64_t n, float mean) {
   return tot;
 }
 
+/* ---- Portable vector exp / GELU ------------------------------------------
+ * Written as straight-line loops over CH-element local arrays (no aliasing,
+ * no branches, no libm calls) so the compiler vectorises them with whatever
+ * vector ISA the generic build targets.  exp: Cody-Waite reduction by ln 2,
+ * the same degree-6 polynomial as the AVX files, 2^n applied as two exact
+ * power-of-two factors so results down to the subnormals round once (~1-2
+ * ulp).  GELU: erfc(|z|) = t exp(-z^2 + P(t)), t = 1/(1 + |z|/2) (relative
+ * error of erfc < 1.2e-7) with x^2/2 carried exactly, as the AVX files. */
+
+#define CH 64
+
+static void g_exp_ch(float *v) { /* v (CH), in place */
+  int32_t n[CH];
+  float p[CH], s1[CH], s2[CH];
+  for (int i = 0; i < CH; i++) {
+    float x = v[i];
+    float xc = x > -104.0f ? x : -104.0f; /* also maps NaN to -104 (fixed below) */
+    xc = xc < 89.0f ? xc : 89.0f;
+    float fn = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f; /* round to nearest */
+    float r = xc - fn * 0.693359375f;
+    r = r - fn * -2.12194440e-4f;
+    float q = 1.9875691500e-4f;
+    q = q * r + 1.3981999507e-3f;
+    q = q * r + 8.3334519073e-3f;
+    q = q * r + 4.1665795894e-2f;
+    q = q * r + 1.6666665459e-1f;
+    q = q * r + 5.0000001201e-1f;
+    p[i] = q * (r * r) + (r + 1.0f);
+    n[i] = (int32_t)fn; /* [-150, 129] */
+  }
+  uint32_t b1[CH], b2[CH];
+  for (int i = 0; i < CH; i++) {
+    int32_t h = n[i] / 2;
+    b1[i] = (uint32_t)(h + 127) << 23;
+    b2[i] = (uint32_t)(n[i] - h + 127) << 23;
+  }
+  memcpy(s1, b1, sizeof s1);
+  memcpy(s2, b2, sizeof s2);
+  for (int i = 0; i < CH; i++) {
+    float x = v[i], e = p[i] * s1[i] * s2[i];
+    v[i] = x != x ? x : e;
+  }
+}
+
+static void g_exp(float *y, const float *x, int64_t n) {
+  float v[CH];
+  for (int64_t i = 0; i < n; i += CH) {
+    int64_t m = n - i < CH ? n - i : CH;
+    memset(v, 0, sizeof v);
+    memcpy(v, x + i, (size_t)m * sizeof(float));
+    g_exp_ch(v);
+    memcpy(y + i, v, (size_t)m * sizeof(float));
+  }
+}
+
+/* y = x * sigmoid(k x), in place on v (CH) */
+static void g_silu_ch(float *v, float k) {
+  float e[CH];
+  for (int i = 0; i < CH; i++) e[i] = -k * v[i];
+  g_exp_ch(e);
+  for (int i = 0; i < CH; i++) v[i] = v[i] / (1.0f + e[i]);
+}
+
+/* x^2/2 = s + slo exactly (Dekker's product, x split into 12 + 12 significant
+ * bits: no FMA needed), then exp(a) (1 + da) with a + da = P(t) - s - slo (see ops_avx512.c) */
+static void g_gelu_ch(float *v) {
+  float t[CH], e[CH], d[CH], xh[CH];
+  uint32_t xb[CH];
+  memcpy(xb, v, sizeof xb);
+  for (int i = 0; i < CH; i++) xb[i] &= 0xfffff000u;
+  memcpy(xh, xb, sizeof xh);
+  for (int i = 0; i < CH; i++) {
+    float x = v[i], hi = xh[i], lo = x - hi;
+    float xx = x * x, xxlo = ((hi * hi - xx) + 2.0f * hi * lo) + lo * lo; /* Dekker: xx + xxlo = x^2 */
+    float s = 0.5f * xx, slo = 0.5f * xxlo;
+    float z = x * 0.70710678118654752f;
+    z = z < 0.0f ? -z : z;
+    float tt = 1.0f / (z * 0.5f + 1.0f);
+    float q = 0.17087277f;
+    q = q * tt - 0.82215223f;
+    q = q * tt + 1.48851587f;
+    q = q * tt - 1.13520398f;
+    q = q * tt + 0.27886807f;
+    q = q * tt - 0.18628806f;
+    q = q * tt + 0.09678418f;
+    q = q * tt + 0.37409196f;
+    q = q * tt + 1.00002368f;
+    q = q * tt - 1.26551223f;
+    float a = q - s, bb = a - q;
+    t[i] = tt;
+    e[i] = a;
+    d[i] = ((q - (a - bb)) - (s + bb)) - slo;
+  }
+  g_exp_ch(e);
+  for (int i = 0; i < CH; i++) {
+    float ec = t[i] * (e[i] + e[i] * d[i]); /* erfc(|z|) */
+    float onep = v[i] < 0.0f ? ec : 2.0f - ec;
+    v[i] = 0.5f * v[i] * onep;
+  }
+}
+
 static void g_affine(float *y, const float *x, int64_t n, float m, float a, float b, int silu) {
   if (silu) {
-    for (int64_t i = 0; i < n; i++) {
-      float v = (x[i] - m) * a + b;
-      y[i] = v / (1.0f + expf(-v));
+    float v[CH];
+    for (int64_t i = 0; i < n; i += CH) {
+      int64_t c = n - i < CH ? n - i : CH;
+      memset(v, 0, sizeof v);
+      for (int64_t k = 0; k < c; k++) v[k] = (x[i + k] - m) * a + b;
+      g_silu_ch(v, 1.0f);
+      memcpy(y + i, v, (size_t)c * sizeof(float));
     }
   } else {
     for (int64_t i = 0; i < n; i++) y[i] = (x[i] - m) * a + b;
@@ -74,26 +179,34 @@ static void g_normalize(float *y, const float *x, int64_t n, float mean, float r
 static void g_softmax(float *y, const float *x, int64_t n) {
   float mx = -INFINITY;
   for (int64_t i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+  if (mx == -INFINITY) mx = 0.0f; /* fully masked row: sum 0 -> NaN, as torch */
   double sum = 0.0;
-  for (int64_t i = 0; i < n; i++) {
-    y[i] = expf(x[i] - mx);
-    sum += y[i];
+  float v[CH];
+  for (int64_t i = 0; i < n; i += CH) {
+    int64_t c = n - i < CH ? n - i : CH;
+    memset(v, 0, sizeof v);
+    for (int64_t k = 0; k < c; k++) v[k] = x[i + k] - mx;
+    g_exp_ch(v);
+    float part = 0.0f;
+    for (int64_t k = 0; k < c; k++) part += v[k];
+    sum += part;
+    memcpy(y + i, v, (size_t)c * sizeof(float));
   }
   float inv = (float)(1.0 / sum);
   for (int64_t i = 0; i < n; i++) y[i] *= inv;
 }
 
 static void g_unary(dg__unary_op op, float *y, const float *x, int64_t n) {
-  switch (op) {
-    case DG__UNARY_SILU:
-      for (int64_t i = 0; i < n; i++) y[i] = x[i] / (1.0f + expf(-x[i]));
-      break;
-    case DG__UNARY_GELU:
-      for (int64_t i = 0; i < n; i++) y[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
-      break;
-    case DG__UNARY_QUICK_GELU:
-      for (int64_t i = 0; i < n; i++) y[i] = x[i] / (1.0f + expf(-1.702f * x[i]));
-      break;
+  float v[CH];
+  for (int64_t i = 0; i < n; i += CH) {
+    int64_t c = n - i < CH ? n - i : CH;
+    memset(v, 0, sizeof v);
+    memcpy(v, x + i, (size_t)c * sizeof(float));
+    if (op == DG__UNARY_GELU)
+      g_gelu_ch(v);
+    else
+      g_silu_ch(v, op == DG__UNARY_SILU ? 1.0f : 1.702f);
+    memcpy(y + i, v, (size_t)c * sizeof(float));
   }
 }
 
@@ -116,7 +229,7 @@ static void g_scale(float *y, const float *x, int64_t n, float alpha, float beta
 }
 
 const dg__vec_kernels dg__vec_generic = {g_sum,     g_sum_sq_dev, g_affine,        g_normalize, g_softmax,
-                                         g_unary,   g_binary_vec, g_binary_scalar, g_scale};
+                                         g_unary,   g_binary_vec, g_binary_scalar, g_scale,     g_exp};
 
 static const dg__vec_kernels *vk(const dg_engine *e) {
   const dg__vec_kernels *k = NULL;

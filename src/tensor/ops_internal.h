@@ -83,6 +83,7 @@ typedef struct dg__vec_kernels {
   void (*binary_vec)(dg__binary_op op, float *y, const float *a, const float *b, int64_t n);
   void (*binary_scalar)(dg__binary_op op, float *y, const float *a, float s, int64_t n);
   void (*scale)(float *y, const float *x, int64_t n, float alpha, float beta);
+  void (*exp)(float *y, const float *x, int64_t n); /* the exp behind the kernels above (tested directly) */
 } dg__vec_kernels;
 
 extern const dg__vec_kernels dg__vec_generic;
