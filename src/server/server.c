@@ -317,12 +317,25 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
                               s->cfg.max_body);
       }
     }
+    /* Only submits read a body, and only a valid key's submit may use the
+     * server-wide body budget: other bodies are read and dropped (the route
+     * then answers, e.g. 401, once the request is complete). */
+    if (strcmp(method, "POST") != 0 || strncmp(url, "/v2/requests/", 13) == 0 ||
+        (strncmp(url, "/v1/", 4) != 0 && strncmp(url, "/v2/", 4) != 0)) {
+      r->discard = 1;
+    } else {
+      const char *k = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "x-api-key");
+      const char *a = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+      if (!k || !*k) k = a && strncasecmp(a, "Bearer ", 7) == 0 ? a + 7 + strspn(a + 7, " ") : NULL;
+      dg_key_info key;
+      if (!k || !*k || dg_store_key_lookup(s->store, k, &key) != DG_STATUS_OK) r->discard = 1;
+    }
     return MHD_YES;
   }
   if (*upload_data_size) {
     size_t n = *upload_data_size;
     *upload_data_size = 0;
-    if (r->too_large) return MHD_YES;
+    if (r->too_large || r->discard) return MHD_YES;
     if (r->busy) return MHD_YES;
     if (r->n + n > s->cfg.max_body) {
       r->too_large = 1;

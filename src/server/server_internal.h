@@ -56,6 +56,7 @@ typedef struct dg__req {
   size_t n, cap;
   int too_large;
   int busy; /* the server-wide body budget was exhausted */
+  int discard; /* a body nobody reads (not a submit, or already answered): dropped, not buffered */
   int started;
 } dg__req;
 

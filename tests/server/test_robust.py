@@ -162,6 +162,23 @@ try:
     srv.start()
     r = requests.post(srv.base + "/v2/test-echo", data=b'{"prompt": "' + b"x" * 300000 + b'"}', headers=H)
     check(r.status_code == 503 and r.json()["retryable"] is True, "server-wide body budget -> 503", r.text[:200])
+    # A client without a valid key cannot hold that budget: its 130 kB body
+    # (sent but for the last byte) is dropped, and a keyed 80 kB body is read.
+    hogs = []
+    for hdr in (b"", b"x-api-key: dg_" + b"0" * 64 + b"\r\n"):
+        hog = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+        hog.sendall(b"POST /v2/test-echo HTTP/1.1\r\nHost: x\r\n" + hdr + b"Content-Length: 130000\r\n\r\n" +
+                    b"x" * 129999)
+        hogs.append(hog)
+    time.sleep(0.5)
+    r = requests.post(srv.base + "/v2/test-echo", data=b'{"prompt": "' + b"x" * 80000 + b'"}', headers=H)
+    check(r.status_code == 400 and "image" in r.json()["error"], "unauthenticated bodies use no body budget",
+          f"{r.status_code} {r.text[:200]}")
+    for hog in hogs:
+        hog.sendall(b"x")
+        resp = hog.recv(4096)
+        check(resp.startswith(b"HTTP/1.1 401"), "the unauthenticated body is answered 401 when complete", resp[:60])
+        hog.close()
     r = requests.post(srv.base + "/v1/test-echo", json={"image": url, "mode": "invert"}, headers=H)
     check(r.status_code == 200 and r.content[:4] == b"\x89PNG", "URL input fetched with --allow-private-urls",
           r.text[:200])
