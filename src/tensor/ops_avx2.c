@@ -128,6 +128,31 @@ static double v_sum_sq_dev(const float *x, int64_t n, float mean) {
   return tot;
 }
 
+static void v_sums_shifted(const float *x, int64_t n, float k, double s[2]) {
+  double t1 = 0.0, t2 = 0.0;
+  __m256 mu = _mm256_set1_ps(k);
+  for (int64_t i = 0; i < n; i += BLOCK) {
+    int64_t m = n - i < BLOCK ? n - i : BLOCK, j = 0;
+    const float *p = x + i;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, q0 = a0, q1 = a0;
+    for (; j + 2 * W <= m; j += 2 * W) {
+      __m256 d0 = _mm256_sub_ps(_mm256_loadu_ps(p + j), mu), d1 = _mm256_sub_ps(_mm256_loadu_ps(p + j + W), mu);
+      a0 = _mm256_add_ps(a0, d0);
+      a1 = _mm256_add_ps(a1, d1);
+      q0 = _mm256_fmadd_ps(d0, d0, q0);
+      q1 = _mm256_fmadd_ps(d1, d1, q1);
+    }
+    for (; j < m; j += W) {
+      __m256 d = _mm256_and_ps(_mm256_sub_ps(load(p + j, m - j), mu), _mm256_castsi256_ps(tail_mask(m - j)));
+      a0 = _mm256_add_ps(a0, d);
+      q0 = _mm256_fmadd_ps(d, d, q0);
+    }
+    t1 += hsum_d(_mm256_add_ps(a0, a1));
+    t2 += hsum_d(_mm256_add_ps(q0, q1));
+  }
+  s[0] = t1, s[1] = t2;
+}
+
 static void v_affine(float *y, const float *x, int64_t n, float m, float a, float b, int silu) {
   __m256 vm = _mm256_set1_ps(m), va = _mm256_set1_ps(a), vb = _mm256_set1_ps(b);
   for (int64_t i = 0; i < n; i += W) {
@@ -215,7 +240,7 @@ static void v_exp(float *y, const float *x, int64_t n) {
   for (int64_t i = 0; i < n; i += W) store(y + i, n - i, exp8(load(x + i, n - i)));
 }
 
-static const dg__vec_kernels table = {v_sum,   v_sum_sq_dev, v_affine,        v_normalize, v_softmax,
+static const dg__vec_kernels table = {v_sum,   v_sum_sq_dev, v_sums_shifted, v_affine,        v_normalize, v_softmax,
                                       v_unary, v_binary_vec, v_binary_scalar, v_scale,     v_exp};
 
 const dg__vec_kernels *dg__vec_avx2(void) { return &table; }

@@ -50,6 +50,29 @@ static double g_sum_sq_dev(const float *x, int64_t n, float mean) {
   return tot;
 }
 
+static void g_sums_shifted(const float *x, int64_t n, float k, double s[2]) {
+  double t1 = 0.0, t2 = 0.0;
+  for (int64_t i = 0; i < n; i += BLOCK) {
+    int64_t m = n - i < BLOCK ? n - i : BLOCK, j = 0;
+    float a[LANES] = {0}, q[LANES] = {0};
+    for (; j + LANES <= m; j += LANES)
+      for (int l = 0; l < LANES; l++) {
+        float d = x[i + j + l] - k;
+        a[l] += d;
+        q[l] += d * d;
+      }
+    double p1 = 0.0, p2 = 0.0;
+    for (int l = 0; l < LANES; l++) p1 += a[l], p2 += q[l];
+    for (; j < m; j++) {
+      float d = x[i + j] - k;
+      p1 += d;
+      p2 += d * d;
+    }
+    t1 += p1, t2 += p2;
+  }
+  s[0] = t1, s[1] = t2;
+}
+
 /* ---- Portable vector exp / GELU ------------------------------------------
  * Written as straight-line loops over CH-element local arrays (no aliasing,
  * no branches, no libm calls) so the compiler vectorises them with whatever
@@ -228,7 +251,7 @@ static void g_scale(float *y, const float *x, int64_t n, float alpha, float beta
   for (int64_t i = 0; i < n; i++) y[i] = alpha * x[i] + beta;
 }
 
-const dg__vec_kernels dg__vec_generic = {g_sum,     g_sum_sq_dev, g_affine,        g_normalize, g_softmax,
+const dg__vec_kernels dg__vec_generic = {g_sum,     g_sum_sq_dev, g_sums_shifted, g_affine,        g_normalize, g_softmax,
                                          g_unary,   g_binary_vec, g_binary_scalar, g_scale,     g_exp};
 
 static const dg__vec_kernels *vk(const dg_engine *e) {
@@ -267,11 +290,14 @@ static void gn_range(void *arg, int64_t begin, int64_t end, int ti) {
     int64_t n = u / a->g, g = u % a->g;
     const float *x = a->x + (n * a->c + g * cpg) * a->s; /* (cpg, s) */
     float *y = a->y + (n * a->c + g * cpg) * a->s;
-    double mean = j->k->sum(x, len) / (double)len;
-    double var = j->k->sum_sq_dev(x, len, (float)mean) / (double)len;
-    /* sum_sq_dev used the f32-rounded mean: correct for the offset */
-    double dm = mean - (double)(float)mean;
-    var -= dm * dm;
+    /* one pass over the group, shifted by its first element k (so the sums
+     * are of x - k and the cancellation in var is bounded by how far k lies
+     * from the mean in standard deviations, not by |mean| / std) */
+    double sums[2];
+    j->k->sums_shifted(x, len, x[0], sums);
+    double d1 = sums[0] / (double)len;
+    double mean = (double)x[0] + d1;
+    double var = sums[1] / (double)len - d1 * d1;
     if (var < 0.0) var = 0.0;
     double rstd = 1.0 / sqrt(var + (double)a->eps);
     for (int64_t c = 0; c < cpg; c++) {

@@ -73,6 +73,8 @@ void dg__timestep_embedding(float *y, const float *t, int64_t n, int64_t dim, in
 typedef struct dg__vec_kernels {
   double (*sum)(const float *x, int64_t n);
   double (*sum_sq_dev)(const float *x, int64_t n, float mean); /* sum (x - mean)^2 */
+  /* one pass: s[0] = sum (x - k), s[1] = sum (x - k)^2 */
+  void (*sums_shifted)(const float *x, int64_t n, float k, double s[2]);
   /* y = (x - m) * a + b, then SiLU when silu */
   void (*affine)(float *y, const float *x, int64_t n, float m, float a, float b, int silu);
   /* y = (x - mean) * rstd * g + b; g, b (n) F32 or NULL */
