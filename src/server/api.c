@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "base/base64.h"
@@ -18,19 +19,25 @@
  * one budget; a request that needs more waits (one at a time always runs). */
 #define DECODE_BUDGET ((size_t)512 << 20)
 
-static void decode_acquire(dg_server *s, size_t need) {
+/* Image URL downloads (up to 20 MB each, outside the body budget) likewise. */
+#define FETCH_BUDGET ((size_t)256 << 20)
+
+static void budget_acquire(dg_server *s, size_t *used, size_t budget, size_t need) {
   pthread_mutex_lock(&s->mu);
-  while (s->decode_bytes > 0 && s->decode_bytes + need > DECODE_BUDGET) pthread_cond_wait(&s->decode_cv, &s->mu);
-  s->decode_bytes += need;
+  while (*used > 0 && *used + need > budget) pthread_cond_wait(&s->decode_cv, &s->mu);
+  *used += need;
   pthread_mutex_unlock(&s->mu);
 }
 
-static void decode_release(dg_server *s, size_t need) {
+static void budget_release(dg_server *s, size_t *used, size_t need) {
   pthread_mutex_lock(&s->mu);
-  s->decode_bytes -= need;
+  *used -= need;
   pthread_cond_broadcast(&s->decode_cv);
   pthread_mutex_unlock(&s->mu);
 }
+
+static void decode_acquire(dg_server *s, size_t need) { budget_acquire(s, &s->decode_bytes, DECODE_BUDGET, need); }
+static void decode_release(dg_server *s, size_t need) { budget_release(s, &s->decode_bytes, need); }
 
 /* Fetch/unwrap an image parameter, check its header, then decode it fully
  * (a truncated or corrupt image is the client's 400) within the budget. */
@@ -455,6 +462,18 @@ enum MHD_Result dg__api_submit(dg_server *s, struct MHD_Connection *c, const cha
   fl.allow_private = s->cfg.allow_private_urls;
   dg_image_limits il = dg_image_limits_default();
   enum MHD_Result r;
+  /* The request's URL downloads are reserved at once (no hold-and-wait) and
+   * held until the bytes are stored. */
+  size_t fetch_held = 0, one_fetch = fl.max_bytes && fl.max_bytes < il.max_bytes ? fl.max_bytes : il.max_bytes;
+  for (int i = 0, k = 0; i < p->n_params && k < MAX_IMAGE_PARAMS; i++) {
+    const char *v = json_string_value(json_object_get(params, p->params[i].name));
+    if (p->params[i].type != DG_PARAM_TYPE_IMAGE || !v) continue;
+    k++;
+    v += strspn(v, " \t\r\n\f\v");
+    if (strncasecmp(v, "http://", 7) == 0 || strncasecmp(v, "https://", 8) == 0) fetch_held += one_fetch;
+  }
+  if (fetch_held > FETCH_BUDGET) fetch_held = FETCH_BUDGET;
+  if (fetch_held) budget_acquire(s, &s->fetch_bytes, FETCH_BUDGET, fetch_held);
   for (int i = 0; i < p->n_params && nin < MAX_IMAGE_PARAMS; i++) {
     const dg_param_spec *ps = &p->params[i];
     json_t *v = json_object_get(params, ps->name);
@@ -537,6 +556,7 @@ enum MHD_Result dg__api_submit(dg_server *s, struct MHD_Connection *c, const cha
   }
 out:
   for (int i = 0; i < nin; i++) free(raws[i]);
+  if (fetch_held) budget_release(s, &s->fetch_bytes, fetch_held);
   json_decref(params);
   return r;
 }

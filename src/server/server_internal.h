@@ -40,7 +40,8 @@ struct dg_server {
   uint64_t finished_gen;
   size_t body_bytes; /* request bodies buffered right now, all connections */
   size_t decode_bytes;      /* pixels of submitted images being decoded right now (bytes) */
-  pthread_cond_t decode_cv; /* broadcast when decode_bytes drops */
+  pthread_cond_t decode_cv; /* broadcast when decode_bytes or fetch_bytes drops */
+  size_t fetch_bytes;       /* image URL downloads in flight, at their size limit */
   dg__rate_slot rate[DG__RATE_SLOTS];
   /* metrics */
   uint64_t http_by_code[600];
