@@ -85,14 +85,26 @@ static void g_sums_shifted(const float *x, int64_t n, float k, double s[2]) {
 #define CH 64
 
 static void g_exp_ch(float *v) { /* v (CH), in place */
+  /* Clamp to [-104, 89] and detect NaN on the bit patterns: integer compares
+   * and selects if-convert and vectorise (float ones may trap, so GCC will
+   * not if-convert them without -fno-trapping-math). */
+  uint32_t u[CH], nanm[CH];
+  float xc[CH];
+  memcpy(u, v, sizeof u);
+  for (int i = 0; i < CH; i++) {
+    uint32_t b = u[i];
+    nanm[i] = (b & 0x7fffffffu) > 0x7f800000u ? 0xffffffffu : 0u;
+    b = (int32_t)b > (int32_t)0x42B20000 ? 0x42B20000u : b; /* x > 89 (positive) */
+    b = b > 0xC2D00000u ? 0xC2D00000u : b;                  /* x < -104 (negative) */
+    u[i] = b;
+  }
+  memcpy(xc, u, sizeof xc);
   int32_t n[CH];
   float p[CH], s1[CH], s2[CH];
   for (int i = 0; i < CH; i++) {
-    float x = v[i];
-    float xc = x > -104.0f ? x : -104.0f; /* also maps NaN to -104 (fixed below) */
-    xc = xc < 89.0f ? xc : 89.0f;
-    float fn = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f; /* round to nearest */
-    float r = xc - fn * 0.693359375f;
+    float x = xc[i];
+    float fn = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f; /* round to nearest */
+    float r = x - fn * 0.693359375f;
     r = r - fn * -2.12194440e-4f;
     float q = 1.9875691500e-4f;
     q = q * r + 1.3981999507e-3f;
@@ -111,10 +123,11 @@ static void g_exp_ch(float *v) { /* v (CH), in place */
   }
   memcpy(s1, b1, sizeof s1);
   memcpy(s2, b2, sizeof s2);
-  for (int i = 0; i < CH; i++) {
-    float x = v[i], e = p[i] * s1[i] * s2[i];
-    v[i] = x != x ? x : e;
-  }
+  for (int i = 0; i < CH; i++) p[i] = p[i] * s1[i] * s2[i];
+  memcpy(b1, p, sizeof b1);
+  memcpy(b2, v, sizeof b2);
+  for (int i = 0; i < CH; i++) b1[i] = (b2[i] & nanm[i]) | (b1[i] & ~nanm[i]); /* NaN in, NaN out */
+  memcpy(v, b1, sizeof b1);
 }
 
 static void g_exp(float *y, const float *x, int64_t n) {
@@ -140,16 +153,16 @@ static void g_silu_ch(float *v, float k) {
  * bits: no FMA needed), then exp(a) (1 + da) with a + da = P(t) - s - slo (see ops_avx512.c) */
 static void g_gelu_ch(float *v) {
   float t[CH], e[CH], d[CH], xh[CH];
-  uint32_t xb[CH];
+  uint32_t xb[CH], xb0[CH];
   memcpy(xb, v, sizeof xb);
+  memcpy(xb0, v, sizeof xb0);
   for (int i = 0; i < CH; i++) xb[i] &= 0xfffff000u;
   memcpy(xh, xb, sizeof xh);
   for (int i = 0; i < CH; i++) {
     float x = v[i], hi = xh[i], lo = x - hi;
     float xx = x * x, xxlo = ((hi * hi - xx) + 2.0f * hi * lo) + lo * lo; /* Dekker: xx + xxlo = x^2 */
     float s = 0.5f * xx, slo = 0.5f * xxlo;
-    float z = x * 0.70710678118654752f;
-    z = z < 0.0f ? -z : z;
+    float z = fabsf(x * 0.70710678118654752f);
     float tt = 1.0f / (z * 0.5f + 1.0f);
     float q = 0.17087277f;
     q = q * tt - 0.82215223f;
@@ -167,11 +180,20 @@ static void g_gelu_ch(float *v) {
     d[i] = ((q - (a - bb)) - (s + bb)) - slo;
   }
   g_exp_ch(e);
+  uint32_t eb[CH], tb[CH];
   for (int i = 0; i < CH; i++) {
     float ec = t[i] * (e[i] + e[i] * d[i]); /* erfc(|z|) */
-    float onep = v[i] < 0.0f ? ec : 2.0f - ec;
-    v[i] = 0.5f * v[i] * onep;
+    e[i] = ec;
+    t[i] = 2.0f - ec;
   }
+  memcpy(eb, e, sizeof eb);
+  memcpy(tb, t, sizeof tb);
+  for (int i = 0; i < CH; i++) {
+    uint32_t neg = xb0[i] >> 31 ? 0xffffffffu : 0u; /* 1 + erf(z): erfc(|z|) for x < 0, else 2 - erfc(|z|) */
+    eb[i] = (eb[i] & neg) | (tb[i] & ~neg);
+  }
+  memcpy(e, eb, sizeof e);
+  for (int i = 0; i < CH; i++) v[i] = 0.5f * v[i] * e[i];
 }
 
 static void g_affine(float *y, const float *x, int64_t n, float m, float a, float b, int silu) {
