@@ -21,7 +21,26 @@
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
+
 #define DG_X86 1
+#endif
+
+/* Compute threads flush subnormal floats to zero (MXCSR FTZ + DAZ), as
+ * inference engines usually do: on x86 every subnormal operand or result costs
+ * a microcode assist (~100x a normal FMA), and random or real weights produce
+ * them in long products; their contribution is below 1e-37.  The caller's
+ * floating-point mode is restored when dg_engine_parallel returns. */
+#if defined(__x86_64__) || defined(__i386__)
+#include <xmmintrin.h>
+static unsigned fpu_enter(void) {
+  unsigned old = _mm_getcsr();
+  _mm_setcsr(old | 0x8040u); /* FTZ (bit 15) | DAZ (bit 6) */
+  return old;
+}
+static void fpu_leave(unsigned old) { _mm_setcsr(old); }
+#else
+static unsigned fpu_enter(void) { return 0; }
+static void fpu_leave(unsigned old) { (void)old; }
 #endif
 
 /* ---- CPU features -------------------------------------------------------- */
@@ -152,6 +171,7 @@ static void *worker_main(void *p) {
   worker_arg wa = *(worker_arg *)p;
   free(p);
   dg_engine *e = wa.e;
+  (void)fpu_enter();
   unsigned seen = 0; /* gen is 0 when the workers are created */
   for (;;) {
     unsigned g = 0;
@@ -298,8 +318,10 @@ int dg_engine_threads(const dg_engine *e) { return e ? e->n_threads : 1; }
 
 void dg_engine_parallel(dg_engine *e, int64_t n, dg_range_fn fn, void *arg) {
   if (!e || !fn || n <= 0) return;
+  unsigned fpu = fpu_enter();
   if (e->n_threads == 1 || !e->threads || n == 1) {
     fn(arg, 0, n, 0);
+    fpu_leave(fpu);
     return;
   }
   e->fn = fn;
@@ -314,13 +336,17 @@ void dg_engine_parallel(dg_engine *e, int64_t n, dg_range_fn fn, void *arg) {
   run_chunk(e, 0);
 
   for (int i = 0; i < SPIN_ITERS; i++) {
-    if (atomic_load_explicit(&e->pending, memory_order_acquire) == 0) return;
+    if (atomic_load_explicit(&e->pending, memory_order_acquire) == 0) {
+      fpu_leave(fpu);
+      return;
+    }
     cpu_relax(i);
   }
   pthread_mutex_lock(&e->mu);
   while (atomic_load_explicit(&e->pending, memory_order_acquire) != 0)
     pthread_cond_wait(&e->done_cv, &e->mu);
   pthread_mutex_unlock(&e->mu);
+  fpu_leave(fpu);
 }
 
 void *dg__engine_scratch(dg_engine *e, int thread_index, size_t bytes) {

@@ -69,11 +69,15 @@ static inline float bits_f32(uint32_t u) {
   return f;
 }
 
-/* Exact f16 -> f32, inline: the exponent is rebased by one multiply by 2^112
- * (subnormals come out right); Inf/NaN get the all-ones exponent. */
+/* Exact f16 -> f32, inline: normal numbers by rebasing the exponent with one
+ * multiply by 2^112, f16 subnormals as integer * 2^-24 (no f32 subnormal is
+ * ever an operand: the compute threads run with DAZ, see engine.c);
+ * Inf/NaN get the all-ones exponent. */
 static inline float f16_f32(uint16_t h) {
   uint32_t sign = (uint32_t)(h & 0x8000u) << 16, em = h & 0x7fffu;
-  float mag = em >= 0x7c00u ? bits_f32((em << 13) | 0x7f800000u) : bits_f32(em << 13) * 0x1p112f;
+  float mag = em >= 0x7c00u   ? bits_f32((em << 13) | 0x7f800000u)
+              : em < 0x0400u ? (float)em * 0x1p-24f
+                             : bits_f32(em << 13) * 0x1p112f;
   uint32_t u;
   memcpy(&u, &mag, sizeof u);
   return bits_f32(u | sign);
