@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 dg_status dg_read_file(const char *path, size_t max_bytes, char **out, size_t *len, char *err,
                        size_t errlen) {
@@ -54,4 +55,14 @@ dg_status dg_read_file(const char *path, size_t max_bytes, char **out, size_t *l
   *out = buf;
   *len = n;
   return DG_STATUS_OK;
+}
+
+int dg_is_file(const char *path) {
+  struct stat st;
+  return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+int dg_is_dir(const char *path) {
+  struct stat st;
+  return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }

@@ -13,4 +13,8 @@
 dg_status dg_read_file(const char *path, size_t max_bytes, char **out, size_t *len, char *err,
                        size_t errlen);
 
+/* 1 if path names an existing regular file / directory (following links). */
+int dg_is_file(const char *path);
+int dg_is_dir(const char *path);
+
 #endif

@@ -39,16 +39,6 @@ dg_sd15_params dg_sd15_params_default(void) {
   return p;
 }
 
-static int is_dir(const char *p) {
-  struct stat st;
-  return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-static int is_file(const char *p) {
-  struct stat st;
-  return stat(p, &st) == 0 && S_ISREG(st.st_mode);
-}
-
 /* Whole small text file (configs); NULL if absent or larger than 1 MiB. */
 static char *slurp(const char *path) {
   char *s = NULL;
@@ -115,12 +105,12 @@ static dg_status open_part(const char *dir, const char *sub, const char *const *
   char path[4096];
   for (int i = 0; names[i]; i++) {
     snprintf(path, sizeof path, "%s/%s/%s", dir, sub, names[i]);
-    if (is_file(path)) return dg_safetensors_open(path, out, err, errlen);
+    if (dg_is_file(path)) return dg_safetensors_open(path, out, err, errlen);
   }
   snprintf(path, sizeof path, "%s/%s/diffusion_pytorch_model.bin", dir, sub);
   char path2[4096];
   snprintf(path2, sizeof path2, "%s/%s/pytorch_model.bin", dir, sub);
-  if (is_file(path) || is_file(path2)) {
+  if (dg_is_file(path) || dg_is_file(path2)) {
     dg_set_error(err, errlen, "%s/%s: only .safetensors weights are supported (found a .bin pickle)", dir, sub);
     return DG_STATUS_ERR_UNSUPPORTED;
   }
@@ -216,7 +206,7 @@ static dg_status open_single(dg_sd15 *m, const dg_sd15_params *p, char *err, siz
 static dg_status open_diffusers(dg_sd15 *m, const dg_sd15_params *p, char *err, size_t errlen) {
   char path[4096];
   snprintf(path, sizeof path, "%s/model_index.json", p->path);
-  if (!is_file(path)) {
+  if (!dg_is_file(path)) {
     dg_set_error(err, errlen, "%s is a folder without model_index.json (not a diffusers model)", p->path);
     return DG_STATUS_ERR_NOT_FOUND;
   }
@@ -280,10 +270,10 @@ dg_status dg_sd15_open(const dg_sd15_params *p, dg_sd15 **out, char *err, size_t
   dg_sd15 *m = calloc(1, sizeof *m);
   if (!m) return DG_STATUS_ERR_NOMEM;
   dg_status st;
-  if (is_dir(p->path)) {
+  if (dg_is_dir(p->path)) {
     m->layout = DG_SD15_LAYOUT_DIFFUSERS;
     st = open_diffusers(m, p, err, errlen);
-  } else if (is_file(p->path)) {
+  } else if (dg_is_file(p->path)) {
     m->layout = DG_SD15_LAYOUT_SINGLE;
     if (ends_with(p->path, ".ckpt") || ends_with(p->path, ".pt") || ends_with(p->path, ".bin")) {
       dg_set_error(err, errlen, "%s: pickle checkpoints are not supported; use the .safetensors file", p->path);

@@ -23,22 +23,13 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "base/file.h"
 #include "base/rng.h"
 #include "sampling/scheduler.h"
 #include "tensor/ops.h"
 #include "base/status.h"
 
 #define SD15_DIR "sd1.5-img2img"
-
-static int is_file(const char *path) {
-  struct stat st;
-  return stat(path, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-static int is_dir(const char *path) {
-  struct stat st;
-  return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
 
 /* The first *.safetensors file of dir (sorted by name), or 0 if none. */
 static int find_single_file(const char *dir, char *out, size_t n) {
@@ -69,10 +60,11 @@ dg_status dg_sd15_img2img_check(const char *models_dir, char *missing, size_t n)
   if (n) missing[0] = '\0';
   snprintf(dir, sizeof dir, "%s/" SD15_DIR, models_dir ? models_dir : "models");
   snprintf(path, sizeof path, "%s/model_index.json", dir);
-  if (is_file(path)) {
+  if (dg_is_file(path)) {
     static const char *const parts[] = {"unet", "vae", "text_encoder"};
     for (int i = 0; i < 3; i++) {
-      if (snprintf(path, sizeof path, "%s/%s", dir, parts[i]) >= (int)sizeof path || !is_dir(path)) append_missing(missing, n, path);
+      if (snprintf(path, sizeof path, "%s/%s", dir, parts[i]) >= (int)sizeof path || !dg_is_dir(path))
+        append_missing(missing, n, path);
     }
   } else if (!find_single_file(dir, path, sizeof path)) {
     append_missing(missing, n, dir);
@@ -82,7 +74,7 @@ dg_status dg_sd15_img2img_check(const char *models_dir, char *missing, size_t n)
   static const char *const tok[] = {"tokenizer/vocab.json", "tokenizer/merges.txt"};
   for (int i = 0; i < 2; i++) {
     snprintf(path, sizeof path, "%s/%s", dir, tok[i]);
-    if (!is_file(path)) append_missing(missing, n, path);
+    if (!dg_is_file(path)) append_missing(missing, n, path);
   }
   return (n && missing[0]) ? DG_STATUS_ERR_UNAVAILABLE : DG_STATUS_OK;
 }
@@ -94,7 +86,7 @@ dg_status dg_sd15_img2img_open_model(const char *models_dir, dg_sd15 **out, char
   snprintf(tok, sizeof tok, "%s/tokenizer", dir);
   dg_sd15_params p = dg_sd15_params_default();
   snprintf(path, sizeof path, "%s/model_index.json", dir);
-  if (is_file(path)) {
+  if (dg_is_file(path)) {
     p.path = dir;
   } else if (find_single_file(dir, path, sizeof path)) {
     p.path = path;
