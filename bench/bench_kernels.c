@@ -224,14 +224,15 @@ static void report(const char *prec, const char *what, double flops, double secs
 
 static void bench_conv(dg_engine *e, const char *prec, int64_t n, int64_t c, int64_t hw, int ks) {
   int pad = ks / 2;
+  char what[96];
+  snprintf(what, sizeof what, "conv%dx%d %lldx%lldx%lld -> %lld, batch %lld", ks, ks, (long long)hw,
+           (long long)hw, (long long)c, (long long)c, (long long)n);
+  if (skip(prec, what)) return; /* before allocating: --only runs fast */
   int64_t xs[4] = {n, c, hw, hw}, ws[4] = {c, c, ks, ks}, bs[1] = {c};
   float *x = rand_f32(n * c * hw * hw), *y = malloc(sizeof(float) * (size_t)(n * c * hw * hw));
   uint16_t *w = rand_f16(c * c * ks * ks, 0.05f), *b = rand_f16(c, 0.1f);
   conv_arg a = {e, dg_tensor_make(DG_DTYPE_F32, 4, xs, y), dg_tensor_make(DG_DTYPE_F32, 4, xs, x),
                 dg_tensor_make(DG_DTYPE_F16, 4, ws, w), dg_tensor_make(DG_DTYPE_F16, 1, bs, b), 1, pad};
-  char what[96];
-  snprintf(what, sizeof what, "conv%dx%d %lldx%lldx%lld -> %lld, batch %lld", ks, ks, (long long)hw,
-           (long long)hw, (long long)c, (long long)c, (long long)n);
   if (g_paired && !skip(prec, what)) g_sgemm = sgemm_rate();
   double t = skip(prec, what) ? 0.0 : time_best(run_conv, &a);
   if (t > 0) report(prec, what, 2.0 * (double)(n * c * c * ks * ks * hw * hw), t);
@@ -239,13 +240,14 @@ static void bench_conv(dg_engine *e, const char *prec, int64_t n, int64_t c, int
 }
 
 static void bench_linear(dg_engine *e, const char *prec, int64_t m, int64_t k, int64_t nout, const char *tag) {
+  char what[96];
+  snprintf(what, sizeof what, "linear %lld x %lld -> %lld (%s)", (long long)m, (long long)k, (long long)nout, tag);
+  if (skip(prec, what)) return;
   int64_t xs[2] = {m, k}, ws[2] = {nout, k}, bs[1] = {nout}, ys[2] = {m, nout};
   float *x = rand_f32(m * k), *y = malloc(sizeof(float) * (size_t)(m * nout));
   uint16_t *w = rand_f16(nout * k, 0.05f), *b = rand_f16(nout, 0.1f);
   lin_arg a = {e, dg_tensor_make(DG_DTYPE_F32, 2, ys, y), dg_tensor_make(DG_DTYPE_F32, 2, xs, x),
                dg_tensor_make(DG_DTYPE_F16, 2, ws, w), dg_tensor_make(DG_DTYPE_F16, 1, bs, b)};
-  char what[96];
-  snprintf(what, sizeof what, "linear %lld x %lld -> %lld (%s)", (long long)m, (long long)k, (long long)nout, tag);
   if (g_paired && !skip(prec, what)) g_sgemm = sgemm_rate();
   double t = skip(prec, what) ? 0.0 : time_best(run_linear, &a);
   if (t > 0) report(prec, what, 2.0 * (double)(m * k * nout), t);

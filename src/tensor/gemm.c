@@ -279,6 +279,45 @@ void dg__pack_panel(const dg__ukernel *uk, const dg__opnd *o, int is_a, int R, i
   }
 }
 
+/* f32 im2col B panels of a whole column block at once: each k row is
+ * gathered for G panels (G * NR columns) into one row in L1, then split into
+ * the panels.  Packing panel by panel touches kc source rows (often 4 KiB
+ * multiples apart, i.e. kc pages) for every NR columns; this touches them
+ * once per G * NR columns (pointwise convs at 64x64 spent a third of their
+ * time in the per-panel im2col).  Same panel contents as dg__pack_panel. */
+#define GROUP_COLS 256
+static void pack_b_im2col_block(const dg__ukernel *uk, const dg__opnd *o, int64_t j0, int64_t nc, int64_t k0,
+                                int64_t kc, char *dst, size_t bpan) {
+  const int R = uk->nr;
+  const dg__conv_geom *g = o->conv;
+  int gp = GROUP_COLS / R; /* panels per group */
+  if (gp < 2 || uk->bf16 || g->wo < 8) { /* few columns per output row: too many runs for seg[] */
+    for (int64_t jr = 0; jr < nc; jr += R)
+      dg__pack_panel(uk, o, 0, R, j0 + jr, nc - jr < R ? nc - jr : R, k0, kc, dst + (size_t)(jr / R) * bpan);
+    return;
+  }
+  seg sg[GROUP_COLS / 8 + 2];
+  float row[GROUP_COLS];
+  for (int64_t jg = 0; jg < nc; jg += (int64_t)gp * R) {
+    int64_t w = nc - jg < (int64_t)gp * R ? nc - jg : (int64_t)gp * R; /* valid columns */
+    int np = (int)((w + R - 1) / R);
+    int ns = im2col_segments(g, j0 + jg, w, sg);
+    int64_t ci = k0 / ((int64_t)g->kh * g->kw), dy = k0 % ((int64_t)g->kh * g->kw) / g->kw, dx = k0 % g->kw;
+    for (int64_t t = w; t < (int64_t)np * R; t++) row[t] = 0.0f;
+    for (int64_t k = 0; k < kc; k++) {
+      im2col_row(uk, o, sg, ns, ci, dy, dx, row);
+      if (o->scale != 1.0f)
+        for (int64_t t = 0; t < w; t++) row[t] *= o->scale;
+      if (++dx == g->kw) {
+        dx = 0;
+        if (++dy == g->kh) dy = 0, ci++;
+      }
+      for (int q = 0; q < np; q++)
+        memcpy((float *)(dst + (size_t)(jg / R + q) * bpan) + k * R, row + q * R, (size_t)R * sizeof(float));
+    }
+  }
+}
+
 /* ---- Driver -------------------------------------------------------------- */
 
 typedef struct gemm_job {
@@ -358,9 +397,12 @@ static void gemm_task(void *arg, int64_t u0, int64_t u1, int ti) {
       int64_t ksteps = dg__ksteps(uk, kc);
       size_t bpan = dg__panel_bytes(uk, NR, kc), apan = dg__panel_bytes(uk, MR, kc);
       int first = pc == 0;
-      for (int64_t jr = 0; jr < nc; jr += NR)
-        dg__pack_panel(uk, &g->b, 0, NR, jc + jr, nc - jr < NR ? nc - jr : NR, pc, kc,
-                       bp + (size_t)(jr / NR) * bpan);
+      if (g->b.kind == DG__OPND_IM2COL)
+        pack_b_im2col_block(uk, &g->b, jc, nc, pc, kc, bp, bpan);
+      else
+        for (int64_t jr = 0; jr < nc; jr += NR)
+          dg__pack_panel(uk, &g->b, 0, NR, jc + jr, nc - jr < NR ? nc - jr : NR, pc, kc,
+                         bp + (size_t)(jr / NR) * bpan);
       for (int64_t ic = r0; ic < r1; ic += jb->mcb) {
         int64_t mc = r1 - ic < jb->mcb ? r1 - ic : jb->mcb;
         for (int64_t ir = 0; ir < mc; ir += MR)
