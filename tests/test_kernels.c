@@ -406,6 +406,8 @@ int main(void) {
   test_attention(1, 33, 300, 1, 5, 0, 0.3f);   /* odd head dim, several key blocks */
   test_attention(1, 300, 300, 1, 40, 1, 0.0f); /* causal across key blocks */
   test_attention(1, 90, 20, 2, 24, 1, 0.0f);   /* causal, Lq > Lk */
+  test_attention(1, 40, 2100, 2, 64, 0, 0.0f); /* packs of all heads > 1 MB: one head at a time */
+  test_attention(3, 45, 77, 8, 40, 0, 0.0f);   /* 8 heads x 40, batch 3: all heads per task */
 
   for (int c = 0; c < ncfg; c++) {
     dg_engine_free(cfgs[c].e[0]);

@@ -44,34 +44,107 @@ typedef struct attn_job {
   int64_t lq, lk, c, d, h, bk;
   int causal;
   float qscale;
-  const float *qb, *kb, *vb; /* this (batch, head): q + b*Lq*C + h*D, ... */
-  float *yb;
-  char *kp, *vp;            /* shared packed K panels and V^T panels (per key block) */
+  const float *q, *k, *v;   /* this batch: (Lq, C), (Lk, C), (Lk, C) */
+  float *y;                 /* this batch: (Lq, C) */
+  /* all_heads: the packs of every head of the batch exist at once and a task is
+   * NR queries x every head (short key sequences: each task reads and writes
+   * whole rows of q and y).  Otherwise one head at a time (`head`), a task is
+   * NR queries, and the head's K / V^T packs stay hot in L2 across its tasks. */
+  int all_heads;
+  int64_t head;
+  char *kp, *vp;            /* shared packed K panels and V^T panels, per head: khead, vhead bytes */
   size_t kpan, vpan;        /* bytes per K panel, per V^T panel */
-  int64_t nvp;              /* V^T panels per key block: ceil(D / MR) */
+  size_t khead, vhead;      /* bytes of one head's K panels, V^T panels (every key block) */
+  int64_t nkp, nvp, nblk;   /* K panels; V^T panels per key block (ceil(D / MR)); key blocks */
   size_t priv;              /* bytes of per-thread scratch */
   size_t shared;            /* bytes of shared packs at the start of thread 0's scratch */
   atomic_int failed;
 } attn_job;
 
-/* Pack key panels [u0, u1) and then V^T panels (units past the key panels):
+/* Pack units [u0, u1): per head, nkp key panels then nvp * nblk V^T panels;
  * V^T panel (blk, dp) holds rows d = dp*MR.. of keys [blk*bk, blk*bk + bk). */
 static void attn_pack(void *arg, int64_t u0, int64_t u1, int ti) {
   (void)ti;
   attn_job *j = arg;
   const dg__ukernel *uk = j->uk;
-  int64_t nkp = (j->lk + uk->mr - 1) / uk->mr;
-  dg__opnd ko = {DG__OPND_IK, DG_DTYPE_F32, j->kb, j->c, 1.0f, NULL};
-  dg__opnd vo = {DG__OPND_KI, DG_DTYPE_F32, j->vb, j->c, 1.0f, NULL};
+  int64_t per = j->nkp + j->nvp * j->nblk;
   for (int64_t u = u0; u < u1; u++) {
-    if (u < nkp) {
-      int64_t i0 = u * uk->mr, rows = j->lk - i0 < uk->mr ? j->lk - i0 : uk->mr;
-      dg__pack_panel(uk, &ko, 1, uk->mr, i0, rows, 0, j->d, j->kp + (size_t)u * j->kpan);
+    int64_t hh = j->all_heads ? u / per : j->head, w = u % per, slot = j->all_heads ? hh : 0;
+    char *kp = j->kp + (size_t)slot * j->khead, *vp = j->vp + (size_t)slot * j->vhead;
+    if (w < j->nkp) {
+      dg__opnd ko = {DG__OPND_IK, DG_DTYPE_F32, j->k + hh * j->d, j->c, 1.0f, NULL};
+      int64_t i0 = w * uk->mr, rows = j->lk - i0 < uk->mr ? j->lk - i0 : uk->mr;
+      dg__pack_panel(uk, &ko, 1, uk->mr, i0, rows, 0, j->d, kp + (size_t)w * j->kpan);
     } else {
-      int64_t w = u - nkp, blk = w / j->nvp, j0 = blk * j->bk;
+      dg__opnd vo = {DG__OPND_KI, DG_DTYPE_F32, j->v + hh * j->d, j->c, 1.0f, NULL};
+      w -= j->nkp;
+      int64_t blk = w / j->nvp, j0 = blk * j->bk;
       int64_t i0 = (w % j->nvp) * uk->mr, rows = j->d - i0 < uk->mr ? j->d - i0 : uk->mr;
       int64_t kcb = j->lk - j0 < j->bk ? j->lk - j0 : j->bk;
-      dg__pack_panel(uk, &vo, 1, uk->mr, i0, rows, j0, kcb, j->vp + (size_t)w * j->vpan);
+      dg__pack_panel(uk, &vo, 1, uk->mr, i0, rows, j0, kcb, vp + (size_t)w * j->vpan);
+    }
+  }
+}
+
+/* Per-thread work buffers (in the thread's scratch). */
+typedef struct attn_ws {
+  char *qp;      /* packed (scale * log2e * Q)^T panel, D x NR */
+  float *o;      /* O^T (dp, NR) */
+  float *s;      /* S^T, then P^T (f32) (bk, NR) */
+  uint16_t *pb;  /* P^T as bf16 pairs (bk, NR) */
+} attn_ws;
+
+/* NR queries from q0 of head hh: y[q0.., hh*D..] = softmax(Q K^T) V. */
+static void attn_block(const attn_job *j, const attn_ws *w, int64_t hh, int64_t q0) {
+  const dg__ukernel *uk = j->uk;
+  const int MR = uk->mr, NR = uk->nr, bf = uk->bf16;
+  int64_t slot = j->all_heads ? hh : 0;
+  const char *kp = j->kp + (size_t)slot * j->khead, *vp = j->vp + (size_t)slot * j->vhead;
+  int64_t rows = j->lq - q0 < NR ? j->lq - q0 : NR;
+  int64_t dp = (j->d + MR - 1) / MR * MR;
+  float *o = w->o, *s = w->s;
+  float m[64], l[64], alpha[64]; /* (NR) */
+  dg__opnd qo = {DG__OPND_IK, DG_DTYPE_F32, j->q + hh * j->d, j->c, j->qscale, NULL};
+  dg__pack_panel(uk, &qo, 0, NR, q0, rows, 0, j->d, w->qp);
+  for (int c = 0; c < NR; c++) {
+    m[c] = -INFINITY;
+    l[c] = 0.0f;
+  }
+  int64_t ksteps_d = dg__ksteps(uk, j->d);
+  int64_t kend = j->lk;
+  if (j->causal && q0 + rows < kend) kend = q0 + rows; /* keys past the last query are masked */
+  for (int64_t j0 = 0; j0 < kend; j0 += j->bk) {
+    int64_t bkv = kend - j0 < j->bk ? kend - j0 : j->bk; /* valid keys in the block */
+    int64_t srows = (bkv + MR - 1) / MR * MR;
+    for (int64_t r = 0; r < srows; r += MR)
+      uk->fn(ksteps_d, kp + (size_t)((j0 + r) / MR) * j->kpan, w->qp, s + r * NR, NR, 0, NULL, NULL);
+    /* P^T rows = the V^T panel's keys (a causal cut leaves zeros past bkv) */
+    int64_t kcb = j->lk - j0 < j->bk ? j->lk - j0 : j->bk;
+    int64_t ka = uk->kalign > 1 ? uk->kalign : 1, prow = (kcb + ka - 1) / ka * ka;
+    j->softmax(s, prow, NR, bkv, j0, q0, j->causal, m, l, alpha, w->pb, bf);
+    /* the first block (key 0 is visible to every query) starts O^T: no old O to rescale */
+    int first = j0 == 0;
+    if (!first) {
+      int rescale = 0;
+      for (int c = 0; c < NR; c++) rescale |= alpha[c] != 1.0f;
+      if (rescale)
+        for (int64_t d = 0; d < j->d; d++)
+          for (int c = 0; c < NR; c++) o[d * NR + c] *= alpha[c];
+    }
+    int64_t ks = dg__ksteps(uk, kcb);
+    const char *vblk = vp + (size_t)(j0 / j->bk * j->nvp) * j->vpan;
+    for (int64_t d0 = 0; d0 < dp; d0 += MR)
+      uk->fn(ks, vblk + (size_t)(d0 / MR) * j->vpan, bf ? (const void *)w->pb : (const void *)s, o + d0 * NR, NR,
+             !first, NULL, NULL);
+  }
+  float *yb = j->y + q0 * j->c + hh * j->d;
+  if (j->store_avx512) {
+    dg__attn_store_avx512(o, j->d, rows, l, yb, j->c);
+  } else {
+    for (int64_t c = 0; c < rows; c++) {
+      float inv = l[c] > 0.0f ? 1.0f / l[c] : 0.0f;
+      float *yr = yb + c * j->c;
+      for (int64_t d = 0; d < j->d; d++) yr[d] = o[d * NR + c] * inv;
     }
   }
 }
@@ -79,7 +152,7 @@ static void attn_pack(void *arg, int64_t u0, int64_t u1, int ti) {
 static void attn_task(void *arg, int64_t t0, int64_t t1, int ti) {
   attn_job *j = arg;
   const dg__ukernel *uk = j->uk;
-  const int MR = uk->mr, NR = uk->nr, bf = uk->bf16;
+  const int NR = uk->nr;
   char *scr = dg__engine_scratch(j->e, ti, (ti == 0 ? j->shared : 0) + j->priv);
   if (!scr) {
     atomic_store(&j->failed, 1);
@@ -87,57 +160,23 @@ static void attn_task(void *arg, int64_t t0, int64_t t1, int ti) {
   }
   if (ti == 0) scr += j->shared;
   if (uk->thread_begin) uk->thread_begin();
-  int64_t dp = (j->d + MR - 1) / MR * MR;
-  size_t qpan = dg__panel_bytes(uk, NR, j->d);
-  char *qp = scr;
-  float *o = (float *)(scr + (qpan + 63) / 64 * 64); /* (dp, NR) */
-  float *s = o + dp * NR;                           /* (bk, NR) */
-  uint16_t *pb = (uint16_t *)(s + j->bk * NR);      /* (bk, NR) bf16 */
-  float m[64], l[64], alpha[64];
-  int64_t ksteps_d = dg__ksteps(uk, j->d);
-  dg__opnd qo = {DG__OPND_IK, DG_DTYPE_F32, j->qb, j->c, j->qscale, NULL};
+  int64_t dp = (j->d + uk->mr - 1) / uk->mr * uk->mr;
+  attn_ws w;
+  w.qp = scr;
+  w.o = (float *)(scr + (dg__panel_bytes(uk, NR, j->d) + 63) / 64 * 64);
+  w.s = w.o + dp * NR;
+  w.pb = (uint16_t *)(w.s + j->bk * NR);
   for (int64_t t = t0; t < t1; t++) {
-    int64_t q0 = t * NR, rows = j->lq - q0 < NR ? j->lq - q0 : NR;
-    dg__pack_panel(uk, &qo, 0, NR, q0, rows, 0, j->d, qp);
-    memset(o, 0, (size_t)(dp * NR) * sizeof *o);
-    for (int c = 0; c < NR; c++) {
-      m[c] = -INFINITY;
-      l[c] = 0.0f;
-    }
-    int64_t kend = j->lk;
-    if (j->causal && q0 + rows < kend) kend = q0 + rows; /* keys past the last query are masked */
-    for (int64_t j0 = 0; j0 < kend; j0 += j->bk) {
-      int64_t bkv = kend - j0 < j->bk ? kend - j0 : j->bk; /* valid keys in the block */
-      int64_t srows = (bkv + MR - 1) / MR * MR;
-      for (int64_t r = 0; r < srows; r += MR)
-        uk->fn(ksteps_d, j->kp + (size_t)((j0 + r) / MR) * j->kpan, qp, s + r * NR, NR, 0, NULL, NULL);
-      /* P^T rows = the V^T panel's keys (a causal cut leaves zeros past bkv) */
-      int64_t kcb = j->lk - j0 < j->bk ? j->lk - j0 : j->bk;
-      int64_t ka = uk->kalign > 1 ? uk->kalign : 1, prow = (kcb + ka - 1) / ka * ka;
-      j->softmax(s, prow, NR, bkv, j0, q0, j->causal, m, l, alpha, pb, bf);
-      int rescale = 0;
-      for (int c = 0; c < NR; c++) rescale |= alpha[c] != 1.0f;
-      if (rescale)
-        for (int64_t d = 0; d < j->d; d++)
-          for (int c = 0; c < NR; c++) o[d * NR + c] *= alpha[c];
-      int64_t ks = dg__ksteps(uk, kcb);
-      const char *vblk = j->vp + (size_t)(j0 / j->bk * j->nvp) * j->vpan;
-      for (int64_t d0 = 0; d0 < dp; d0 += MR)
-        uk->fn(ks, vblk + (size_t)(d0 / MR) * j->vpan, bf ? (const void *)pb : (const void *)s, o + d0 * NR, NR,
-               1, NULL, NULL);
-    }
-    if (j->store_avx512) {
-      dg__attn_store_avx512(o, j->d, rows, l, j->yb + q0 * j->c, j->c);
-    } else {
-      for (int64_t c = 0; c < rows; c++) {
-        float inv = l[c] > 0.0f ? 1.0f / l[c] : 0.0f;
-        float *yr = j->yb + (q0 + c) * j->c;
-        for (int64_t d = 0; d < j->d; d++) yr[d] = o[d * NR + c] * inv;
-      }
-    }
+    if (j->all_heads)
+      for (int64_t hh = 0; hh < j->h; hh++) attn_block(j, &w, hh, t * NR);
+    else
+      attn_block(j, &w, j->head, t * NR);
   }
   if (uk->thread_end) uk->thread_end();
 }
+
+/* Packs of every head at once (and tasks over all heads) while they take at most this. */
+#define ATTN_ALL_HEADS_BYTES ((size_t)1 << 20)
 
 dg_status dg__attention_flash(dg_engine *e, dg_tensor *y, const dg_tensor *q, const dg_tensor *k,
                               const dg_tensor *v, int n_heads, int causal, float scale) {
@@ -166,28 +205,37 @@ dg_status dg__attention_flash(dg_engine *e, dg_tensor *y, const dg_tensor *q, co
   j.bk = (128 / uk->mr) * uk->mr;
   if (j.bk % 2) j.bk -= uk->mr;
   if (j.lq == 0 || j.d == 0) return DG_STATUS_OK;
-  int64_t nkp = (j.lk + uk->mr - 1) / uk->mr, nvp = (j.d + uk->mr - 1) / uk->mr;
-  int64_t nblk = (j.lk + j.bk - 1) / j.bk;
-  j.nvp = nvp;
-  j.kpan = dg__panel_bytes(uk, uk->mr, j.d);
+  j.nkp = (j.lk + uk->mr - 1) / uk->mr;
+  j.nvp = (j.d + uk->mr - 1) / uk->mr;
+  j.nblk = (j.lk + j.bk - 1) / j.bk;
+  j.kpan = (dg__panel_bytes(uk, uk->mr, j.d) + 63) / 64 * 64;
   j.vpan = (dg__panel_bytes(uk, uk->mr, j.bk) + 63) / 64 * 64;
-  j.kpan = (j.kpan + 63) / 64 * 64;
-  j.shared = j.kpan * (size_t)nkp + j.vpan * (size_t)(nvp * nblk);
-  int64_t dp = nvp * uk->mr;
+  j.khead = j.kpan * (size_t)j.nkp;
+  j.vhead = j.vpan * (size_t)(j.nvp * j.nblk);
+  j.all_heads = (j.khead + j.vhead) * (size_t)n_heads <= ATTN_ALL_HEADS_BYTES;
+  j.shared = (j.khead + j.vhead) * (size_t)(j.all_heads ? n_heads : 1);
+  int64_t dp = j.nvp * uk->mr;
   j.priv = (dg__panel_bytes(uk, uk->nr, j.d) + 63) / 64 * 64 +
            (size_t)(dp * uk->nr + j.bk * uk->nr) * sizeof(float) + (size_t)(j.bk * uk->nr) * 2 + 64;
   char *shared = dg__engine_scratch(e, 0, j.shared + j.priv);
   if (!shared) return DG_STATUS_ERR_NOMEM;
   j.kp = shared;
-  j.vp = shared + j.kpan * (size_t)nkp;
-  int64_t ntask = (j.lq + uk->nr - 1) / uk->nr;
+  j.vp = shared + (j.all_heads ? (size_t)n_heads : 1) * j.khead;
+  int64_t ntask = (j.lq + uk->nr - 1) / uk->nr, per = j.nkp + j.nvp * j.nblk;
   for (int64_t b = 0; b < nb; b++) {
+    j.q = (const float *)q->data + b * j.lq * j.c;
+    j.k = (const float *)k->data + b * j.lk * j.c;
+    j.v = (const float *)v->data + b * j.lk * j.c;
+    j.y = (float *)y->data + b * j.lq * j.c;
+    if (j.all_heads) {
+      dg_engine_parallel(e, per * n_heads, attn_pack, &j);
+      dg_engine_parallel(e, ntask, attn_task, &j);
+      if (atomic_load(&j.failed)) return DG_STATUS_ERR_NOMEM;
+      continue;
+    }
     for (int64_t h = 0; h < n_heads; h++) {
-      j.qb = (const float *)q->data + b * j.lq * j.c + h * j.d;
-      j.kb = (const float *)k->data + b * j.lk * j.c + h * j.d;
-      j.vb = (const float *)v->data + b * j.lk * j.c + h * j.d;
-      j.yb = (float *)y->data + b * j.lq * j.c + h * j.d;
-      dg_engine_parallel(e, nkp + nvp * nblk, attn_pack, &j);
+      j.head = h;
+      dg_engine_parallel(e, per, attn_pack, &j);
       dg_engine_parallel(e, ntask, attn_task, &j);
       if (atomic_load(&j.failed)) return DG_STATUS_ERR_NOMEM;
     }
