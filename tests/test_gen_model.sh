@@ -107,7 +107,60 @@ gen --dtype f32 --layout diffusers --seed 3 -o "$T/notok" && grep -q "tokenizer"
 verify "$T/notok" >"$T/v_notok" && [ "$(wc -l <"$T/v_notok")" -eq 3 ] && ok "verify without tokenizer" ||
   bad "verify without tokenizer"
 
+# 4b. --init torch (PyTorch's default layer init) and --qk-gain
+gen --dtype f32 --layout diffusers --seed 5 --init torch --tokenizer "$TOK" -o "$T/dt" || bad "gen --init torch"
+gen --dtype f32 --layout diffusers --seed 5 --init torch --qk-gain 2 --tokenizer "$TOK" -o "$T/dt2" ||
+  bad "gen --init torch --qk-gain 2"
+cat >"$T/st_torch.py" <<'EOF'
+import json, math, struct, sys
+from array import array
+def load(p):
+    with open(p, 'rb') as f:
+        n = struct.unpack('<Q', f.read(8))[0]
+        h = json.loads(f.read(n))
+        d = f.read()
+    h.pop('__metadata__', None)
+    out = {}
+    for k, v in h.items():
+        if v['dtype'] == 'F32':
+            a = array('f'); a.frombytes(d[v['data_offsets'][0]:v['data_offsets'][1]]); out[k] = (v['shape'], a)
+    return out
+bad = []
+qk = ('to_q.weight', 'to_k.weight', 'q_proj.weight', 'k_proj.weight', 'to_q.bias', 'to_k.bias', 'q_proj.bias',
+      'k_proj.bias')
+for part in ('unet/diffusion_pytorch_model', 'vae/diffusion_pytorch_model', 'text_encoder/model'):
+    t = load(sys.argv[1] + '/' + part + '.safetensors')
+    t2 = load(sys.argv[2] + '/' + part + '.safetensors')
+    for k, (sh, a) in t.items():
+        n = len(a); m = sum(a) / n; sd = math.sqrt(sum((x - m) ** 2 for x in a) / n)
+        if k.endswith('_embedding.weight'):      # nn.Embedding: N(0, 1)
+            ok = abs(sd - 1) < 0.05 and abs(m) < 0.05
+        elif len(sh) >= 2:                       # Linear / Conv2d: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+            b = 1 / math.sqrt(math.prod(sh[1:]))
+            ok = max(abs(x) for x in a) <= b and (n < 500 or abs(sd / (b / math.sqrt(3)) - 1) < 0.1)
+        elif k.endswith('.weight'):              # norm gamma
+            ok = all(x == 1 for x in a)
+        else:                                    # norm beta 0; layer bias uniform with its weight's fan_in
+            w = t.get(k[:-4] + 'weight')
+            if w and len(w[0]) >= 2:
+                b = 1 / math.sqrt(math.prod(w[0][1:]))
+                ok = max(abs(x) for x in a) <= b and max(abs(x) for x in a) > b / 4
+            else:
+                ok = all(x == 0 for x in a)
+        a2 = t2[k][1]
+        g = 2 if k.endswith(qk) else 1
+        ok = ok and all(y == g * x for x, y in zip(a, a2))
+        if not ok: bad.append(k)
+print(len(bad), 'bad', bad[:3])
+sys.exit(1 if bad else 0)
+EOF
+"$PY" "$T/st_torch.py" "$T/dt" "$T/dt2" && ok "--init torch scales; --qk-gain 2 doubles q/k only" || bad "--init torch scales"
+verify "$T/dt" >"$T/v_dt" && [ "$(wc -l <"$T/v_dt")" -eq 4 ] && ok "verify --init torch model" || bad "verify --init torch"
+cmp -s "$T/v_dt" "$T/v_d32" && bad "--init torch ignored" || ok "--init torch differs from the fixture init"
+
 # 5. errors
+"$BIN" gen-model --init xavier -o "$T/x" 2>/dev/null; [ $? -eq 2 ] && ok "bad init" || bad "bad init accepted"
+"$BIN" gen-model --qk-gain -1 -o "$T/x" 2>/dev/null; [ $? -eq 2 ] && ok "bad qk gain" || bad "bad qk gain accepted"
 "$BIN" gen-model --size huge -o "$T/x" 2>/dev/null; [ $? -eq 2 ] && ok "bad size" || bad "bad size accepted"
 "$BIN" gen-model --dtype f8 -o "$T/x" 2>/dev/null; [ $? -eq 2 ] && ok "bad dtype" || bad "bad dtype accepted"
 "$BIN" gen-model --seed -3 -o "$T/x" 2>/dev/null; [ $? -eq 2 ] && ok "bad seed" || bad "bad seed accepted"

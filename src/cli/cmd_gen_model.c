@@ -2,7 +2,8 @@
  * for tests (tiny) and benchmarks (full size), in either checkpoint layout.
  *
  *   daguerre gen-model --arch sd15 --size tiny|full --dtype f32|f16|bf16
- *                      --layout single|diffusers --seed N [--tokenizer DIR] -o PATH
+ *                      --layout single|diffusers --seed N [--init fixture|torch]
+ *                      [--qk-gain G] [--tokenizer DIR] -o PATH
  *   daguerre gen-model --verify PATH [--tokenizer DIR] [--config-dir DIR] [--threads N]
  *
  * Initialisation (as the fixtures' generator): one PyTorch-compatible
@@ -11,6 +12,21 @@
  * 1 + 0.05 r, attention query/key weights 0.25 r, everything else 0.05 r
  * (computed in float32, then rounded to the requested dtype).  The same seed
  * gives the same weights in both layouts.
+ *
+ * --init torch instead gives PyTorch's default initialisation of each layer
+ * type (the scales of a freshly constructed diffusers/transformers model
+ * before any training; same distributions, not the same numbers): Linear and
+ * Conv2d weights and biases U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (kaiming_uniform
+ * with a = sqrt(5); fan_in = in_channels * kh * kw), GroupNorm/LayerNorm weight
+ * 1 and bias 0, Embedding N(0, 1).  Its activations keep realistic scales
+ * (attention logits of std ~0.3 instead of ~20-50 with the fixture init,
+ * whose softmaxes are nearly one-hot), which makes it the model to judge
+ * numerical drift (bf16 vs f32) on.  Uniform values come from the same
+ * generator's 32-bit draws (24 bits each).
+ *
+ * --qk-gain G (default 1) multiplies every attention query and key
+ * projection (weights and biases) by G after either init: the logits scale by
+ * G^2, so one can sweep how peaked the softmaxes are.
  *
  * Files are streamed (one tensor in memory at a time), so a full-size f32
  * checkpoint (4.3 GB) needs little RAM.  A single file carries the configs in
@@ -55,6 +71,8 @@ typedef struct gm_list {
   dg_dtype dtype;
   int failed;
 } gm_list;
+
+enum { INIT_FIXTURE, INIT_TORCH };
 
 static int ends_with(const char *s, const char *suf) {
   size_t a = strlen(s), b = strlen(suf);
@@ -223,7 +241,76 @@ static float init_scale(const gm_entry *e, int *plus_one) {
   return 0.05f;
 }
 
-static int write_file(const char *path, const gm_list *L, const char *metadata_json, dg_rng *rng) {
+/* --init torch: how entry i is drawn.  *kind: 0 constant *a, 1 uniform in
+ * [-*a, *a), 2 normal with std *a. */
+static void torch_init(const gm_list *L, size_t i, int *kind, float *a) {
+  const gm_entry *e = &L->v[i];
+  const char *nm = e->canon;
+  size_t len = strlen(nm);
+  *kind = 1;
+  if (e->model == M_TEXT && ends_with(nm, "_embedding.weight")) { /* nn.Embedding */
+    *kind = 2;
+    *a = 1.0f;
+    return;
+  }
+  if (e->ndim >= 2) { /* Linear (N, K) / Conv2d (Co, Ci, kh, kw) weight */
+    int64_t fan_in = 1;
+    for (int d = 1; d < e->ndim; d++) fan_in *= e->shape[d];
+    *a = (float)(1.0 / sqrt((double)fan_in));
+    return;
+  }
+  if (ends_with(nm, ".weight")) { /* a 1-D weight is a norm's gamma */
+    *kind = 0;
+    *a = 1.0f;
+    return;
+  }
+  /* a bias: its layer's weight is the "<prefix>.weight" entry listed before it
+   * (a norm's beta is 0; a Linear/Conv bias is uniform with the weight's fan_in) */
+  *kind = 0;
+  *a = 0.0f;
+  if (len < 5 || !ends_with(nm, ".bias")) return;
+  for (size_t j = i; j-- > 0;) {
+    const gm_entry *w = &L->v[j];
+    if (w->model != e->model || strlen(w->canon) != len + 2 || strncmp(w->canon, nm, len - 4) != 0 ||
+        strcmp(w->canon + len - 4, "weight") != 0)
+      continue;
+    if (w->ndim >= 2) {
+      int64_t fan_in = 1;
+      for (int d = 1; d < w->ndim; d++) fan_in *= w->shape[d];
+      *kind = 1;
+      *a = (float)(1.0 / sqrt((double)fan_in));
+    }
+    return;
+  }
+}
+
+static void fill_torch(const gm_list *L, size_t i, float *r, int64_t n, dg_rng *rng) {
+  int kind;
+  float a;
+  torch_init(L, i, &kind, &a);
+  if (kind == 2) {
+    dg_rng_randn(rng, r, n);
+    for (int64_t k = 0; k < n; k++) r[k] *= a;
+  } else if (kind == 1) {
+    for (int64_t k = 0; k < n; k++) {
+      float u = (float)(dg_rng_u32(rng) >> 8) * (1.0f / 16777216.0f); /* [0, 1) */
+      r[k] = a * (2.0f * u - 1.0f);
+    }
+  } else {
+    for (int64_t k = 0; k < n; k++) r[k] = a;
+  }
+}
+
+static int is_qk(const char *canon) {
+  static const char *const suf[] = {"to_q.weight", "to_k.weight", "q_proj.weight", "k_proj.weight",
+                                    "to_q.bias",   "to_k.bias",   "q_proj.bias",   "k_proj.bias"};
+  for (size_t i = 0; i < sizeof suf / sizeof suf[0]; i++)
+    if (ends_with(canon, suf[i])) return 1;
+  return 0;
+}
+
+static int write_file(const char *path, const gm_list *L, const char *metadata_json, dg_rng *rng,
+                      int init, float qk_gain) {
   json_t *hdr = json_object();
   uint64_t off = 0;
   json_t *meta = metadata_json ? json_loads(metadata_json, 0, NULL) : json_object();
@@ -270,10 +357,16 @@ static int write_file(const char *path, const gm_list *L, const char *metadata_j
       for (int64_t k = 0; k < n; k++) ((int64_t *)out)[k] = k;
     } else {
       float *r = out; /* generated in place as f32, then narrowed */
-      dg_rng_randn(rng, r, n);
-      int plus_one;
-      float s = init_scale(e, &plus_one);
-      for (int64_t k = 0; k < n; k++) r[k] = plus_one ? 1.0f + r[k] * s : r[k] * s;
+      if (init == INIT_TORCH) {
+        fill_torch(L, i, r, n, rng);
+      } else {
+        dg_rng_randn(rng, r, n);
+        int plus_one;
+        float s = init_scale(e, &plus_one);
+        for (int64_t k = 0; k < n; k++) r[k] = plus_one ? 1.0f + r[k] * s : r[k] * s;
+      }
+      if (qk_gain != 1.0f && is_qk(e->canon))
+        for (int64_t k = 0; k < n; k++) r[k] *= qk_gain;
       if (e->dtype == DG_DTYPE_F16)
         for (int64_t k = 0; k < n; k++) ((uint16_t *)out)[k] = dg_f32_to_f16(r[k]);
       else if (e->dtype == DG_DTYPE_BF16)
@@ -357,10 +450,14 @@ static dg_unet_config unet_tiny(void) {
 static void usage(FILE *f) {
   fprintf(f,
           "usage: daguerre gen-model --arch sd15 --size tiny|full --dtype f32|f16|bf16\n"
-          "                          --layout single|diffusers --seed N [--tokenizer DIR] -o PATH\n"
+          "                          --layout single|diffusers --seed N [--init fixture|torch]\n"
+          "                          [--qk-gain G] [--tokenizer DIR] -o PATH\n"
           "       daguerre gen-model --verify PATH [--tokenizer DIR] [--config-dir DIR] [--threads N]\n"
           "Writes a random-weight SD1.5-architecture model (tiny = the test fixtures' config,\n"
-          "full = the published SD1.5 sizes); --verify loads one and runs every part once.\n");
+          "full = the published SD1.5 sizes); --verify loads one and runs every part once.\n"
+          "--init fixture (default): the fixtures' randn scales (attention query/key 0.25);\n"
+          "--init torch: PyTorch's default layer init (realistic activation scales);\n"
+          "--qk-gain G: attention query/key projections times G (logits times G^2).\n");
 }
 
 /* diffusers' CrossAttn*Block2D and UNetMidBlock2DCrossAttn register their
@@ -415,7 +512,7 @@ static int gen_list(gm_list *L, int model, gm_models *gm) {
 }
 
 static int generate(const char *out, int single, dg_dtype dtype, uint64_t seed, int full,
-                    const char *tok_dir) {
+                    const char *tok_dir, int init, float qk_gain) {
   dg_unet_config ucfg = full ? dg_unet_config_sd15() : unet_tiny();
   dg_vae_config vcfg = full ? dg_vae_config_sd15() : dg_vae_config_tiny();
   dg_clip_text_config tcfg = full ? dg_clip_text_config_sd15() : dg_clip_text_config_tiny();
@@ -442,7 +539,7 @@ static int generate(const char *out, int single, dg_dtype dtype, uint64_t seed, 
       json_object_set_new(meta, "dg.text_encoder_config", json_string(tj));
       char *ms = json_dumps(meta, JSON_COMPACT | JSON_PRESERVE_ORDER);
       json_decref(meta);
-      rc = ms ? write_file(out, &L, ms, rng) : -1;
+      rc = ms ? write_file(out, &L, ms, rng, init, qk_gain) : -1;
       free(ms);
     }
     free(L.v);
@@ -471,7 +568,7 @@ static int generate(const char *out, int single, dg_dtype dtype, uint64_t seed, 
     if (parts[i].model == M_TEXT) gm_position_ids(&L, "", tcfg.max_positions);
     int ok = gen_list(&L, parts[i].model, &gm) == 0;
     snprintf(p, sizeof p, "%s/%s/%s", out, parts[i].sub, parts[i].file);
-    ok = ok && write_file(p, &L, "{\"format\": \"pt\"}", rng) == 0;
+    ok = ok && write_file(p, &L, "{\"format\": \"pt\"}", rng, init, qk_gain) == 0;
     free(L.v);
     snprintf(p, sizeof p, "%s/%s/config.json", out, parts[i].sub);
     ok = ok && write_text(p, parts[i].model == M_UNET ? uj : parts[i].model == M_VAE ? vj : tj) == 0;
@@ -615,9 +712,10 @@ out:
 
 int dg_cmd_gen_model(int argc, char **argv) {
   const char *arch = "sd15", *size = "tiny", *dtype_s = "f32", *layout = "diffusers";
-  const char *out = NULL, *tok = NULL, *verify_path = NULL, *config_dir = NULL;
+  const char *out = NULL, *tok = NULL, *verify_path = NULL, *config_dir = NULL, *init_s = "fixture";
   unsigned long long seed = 0;
   int threads = 0;
+  float qk_gain = 1.0f;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -635,6 +733,15 @@ int dg_cmd_gen_model(int argc, char **argv) {
     else if (!strcmp(a, "--dtype")) dtype_s = v;
     else if (!strcmp(a, "--layout")) layout = v;
     else if (!strcmp(a, "--tokenizer")) tok = v;
+    else if (!strcmp(a, "--init")) init_s = v;
+    else if (!strcmp(a, "--qk-gain")) {
+      char *end;
+      qk_gain = strtof(v, &end);
+      if (*end || !(qk_gain > 0.0f && qk_gain <= 1e3f)) {
+        fprintf(stderr, "gen-model: bad --qk-gain '%s'\n", v);
+        return 2;
+      }
+    }
     else if (!strcmp(a, "--verify")) verify_path = v;
     else if (!strcmp(a, "--config-dir")) config_dir = v;
     else if (!strcmp(a, "--threads")) threads = atoi(v);
@@ -674,12 +781,19 @@ int dg_cmd_gen_model(int argc, char **argv) {
     fprintf(stderr, "gen-model: --layout must be single or diffusers\n");
     return 2;
   }
+  if (strcmp(init_s, "fixture") != 0 && strcmp(init_s, "torch") != 0) {
+    fprintf(stderr, "gen-model: --init must be fixture or torch\n");
+    return 2;
+  }
   if (!out) {
     fprintf(stderr, "gen-model: -o PATH is required\n");
     usage(stderr);
     return 2;
   }
-  int rc = generate(out, !strcmp(layout, "single"), dtype, seed, !strcmp(size, "full"), tok);
-  if (rc == 0) fprintf(stderr, "gen-model: wrote %s (%s %s, %s, seed %llu)\n", out, size, dtype_s, layout, seed);
+  int rc = generate(out, !strcmp(layout, "single"), dtype, seed, !strcmp(size, "full"), tok,
+                    !strcmp(init_s, "torch") ? INIT_TORCH : INIT_FIXTURE, qk_gain);
+  if (rc == 0)
+    fprintf(stderr, "gen-model: wrote %s (%s %s, %s, seed %llu, init %s, qk gain %g)\n", out, size, dtype_s,
+            layout, seed, init_s, (double)qk_gain);
   return rc ? 1 : 0;
 }

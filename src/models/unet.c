@@ -711,6 +711,14 @@ static dg_status attn_fwd(fwd *f, const tblock *b, int cross, dg_tensor *h, cons
   TRY(dg_linear(f->e, tq, n, q->w, NULL));
   TRY(dg_linear(f->e, tk, kv, k->w, NULL));
   TRY(dg_linear(f->e, tv, kv, v->w, NULL));
+  if (f->ex && f->ex->debug) { /* the attention's inputs: "<block>.attn1.q", ".k", ".v" */
+    char nm[128];
+    const dg_tensor *qkv[3] = {tq, tk, tv};
+    for (int i = 0; i < 3; i++) {
+      snprintf(nm, sizeof nm, "%s.%s.%c", b->name, cross ? "attn2" : "attn1", "qkv"[i]);
+      debug(f, nm, qkv[i]);
+    }
+  }
   TRY(dg_attention(f->e, ta, tq, tk, tv, heads, 0, 0.0f));
   if (cross && f->ex) {
     for (int i = 0; i < f->ex->n_ip && i < DG_UNET_MAX_IP; i++) {

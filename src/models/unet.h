@@ -164,7 +164,8 @@ typedef struct dg_unet_extras {
   int n_ip;
   /* Optional: called with intermediate activations named as diffusers modules
    * ("time_proj", "time_embedding", "conv_in", "down_blocks.0", "mid_block",
-   * "up_blocks.1", "conv_norm_out", "conv_out", ...).  For tests/debugging;
+   * "up_blocks.1", "conv_norm_out", "conv_out", ...; an attention's inputs as
+   * "<block>.attn1.q" / ".k" / ".v", (B, L, C)).  For tests/debugging;
    * the tensor is only valid during the call. */
   void (*debug)(void *ud, const char *name, const dg_tensor *t);
   void *debug_ud;
