@@ -408,6 +408,12 @@ int main(void) {
   test_attention(1, 90, 20, 2, 24, 1, 0.0f);   /* causal, Lq > Lk */
   test_attention(1, 40, 2100, 2, 64, 0, 0.0f); /* packs of all heads > 1 MB: one head at a time */
   test_attention(3, 45, 77, 8, 40, 0, 0.0f);   /* 8 heads x 40, batch 3: all heads per task */
+  /* short key sequences (<= 128 keys): every key count and head width of register tiles */
+  test_attention(1, 19, 128, 2, 160, 0, 0.0f);
+  test_attention(2, 21, 16, 1, 256, 1, 0.0f);
+  test_attention(1, 67, 97, 3, 80, 1, 0.5f);
+  test_attention(1, 41, 129, 2, 33, 0, 0.0f); /* just past the short path */
+  for (int64_t lk = 1; lk <= 112; lk += 37) test_attention(1, 35, lk, 2, 16 * (lk % 5) + 7, lk & 1, 0.0f);
 
   for (int c = 0; c < ncfg; c++) {
     dg_engine_free(cfgs[c].e[0]);

@@ -178,9 +178,103 @@ static void attn_task(void *arg, int64_t t0, int64_t t1, int ti) {
 /* Packs of every head at once (and tasks over all heads) while they take at most this. */
 #define ATTN_ALL_HEADS_BYTES ((size_t)1 << 20)
 
+/* ---- short key sequences, AVX-512 f32 (dg__attn_short_avx512) -------------- */
+
+#define SHORT_QB 32 /* queries per task (x every head) */
+
+typedef struct short_job {
+  dg_engine *e;
+  int64_t lq, lk, c, d, h, ldk, ldv;
+  int causal;
+  float qscale;
+  const float *q, *k, *v;   /* this batch: (Lq, C), (Lk, C), (Lk, C) */
+  float *y;                 /* this batch: (Lq, C) */
+  float *kt, *vp;           /* per head: kt (D, ldk) = (qscale * K)^T, vp (Lk, ldv) = V, zero padded */
+  size_t khead, vhead;      /* floats per head of kt, vp */
+  size_t shared, priv;      /* bytes: packs at the start of thread 0's scratch; per-thread p and inv */
+  atomic_int failed;
+} short_job;
+
+static void short_pack(void *arg, int64_t h0, int64_t h1, int ti) {
+  (void)ti;
+  short_job *j = arg;
+  for (int64_t hh = h0; hh < h1; hh++) {
+    float *kt = j->kt + (size_t)hh * j->khead, *vp = j->vp + (size_t)hh * j->vhead;
+    memset(kt, 0, j->khead * sizeof *kt);
+    for (int64_t t = 0; t < j->lk; t++) {
+      const float *kr = j->k + t * j->c + hh * j->d;
+      for (int64_t dd = 0; dd < j->d; dd++) kt[dd * j->ldk + t] = kr[dd] * j->qscale;
+    }
+    for (int64_t t = 0; t < j->lk; t++) {
+      memcpy(vp + t * j->ldv, j->v + t * j->c + hh * j->d, (size_t)j->d * sizeof *vp);
+      memset(vp + t * j->ldv + j->d, 0, (size_t)(j->ldv - j->d) * sizeof *vp);
+    }
+  }
+}
+
+static void short_task(void *arg, int64_t t0, int64_t t1, int ti) {
+  short_job *j = arg;
+  char *scr = dg__engine_scratch(j->e, ti, (ti == 0 ? j->shared : 0) + j->priv);
+  if (!scr) {
+    atomic_store(&j->failed, 1);
+    return;
+  }
+  if (ti == 0) scr += j->shared;
+  float *p = (float *)scr, *inv = p + SHORT_QB * j->ldk; /* (SHORT_QB, ldk), (SHORT_QB) */
+  for (int64_t t = t0; t < t1; t++) {
+    int64_t q0 = t * SHORT_QB, rows = j->lq - q0 < SHORT_QB ? j->lq - q0 : SHORT_QB;
+    for (int64_t hh = 0; hh < j->h; hh++)
+      dg__attn_short_avx512(j->q + q0 * j->c + hh * j->d, j->c, j->kt + (size_t)hh * j->khead,
+                            j->vp + (size_t)hh * j->vhead, j->lk, j->d, q0, rows, j->causal, p, inv,
+                            j->y + q0 * j->c + hh * j->d, j->c);
+  }
+}
+
+static dg_status attention_short(dg_engine *e, dg_tensor *y, const dg_tensor *q, const dg_tensor *k,
+                                 const dg_tensor *v, int n_heads, int causal, float qscale) {
+  short_job j;
+  memset(&j, 0, sizeof j);
+  atomic_init(&j.failed, 0);
+  j.e = e;
+  int64_t nb = q->shape[0];
+  j.lq = q->shape[1];
+  j.lk = k->shape[1];
+  j.c = q->shape[2];
+  j.h = n_heads;
+  j.d = j.c / n_heads;
+  j.causal = causal != 0;
+  j.qscale = qscale;
+  j.ldk = (j.lk + 15) / 16 * 16;
+  j.ldv = (j.d + 15) / 16 * 16;
+  j.khead = (size_t)(j.d * j.ldk + 15) / 16 * 16;
+  j.vhead = (size_t)(j.lk * j.ldv);
+  j.shared = (j.khead + j.vhead) * (size_t)n_heads * sizeof(float);
+  j.priv = (size_t)(SHORT_QB * j.ldk + SHORT_QB) * sizeof(float) + 64;
+  char *shared = dg__engine_scratch(e, 0, j.shared + j.priv);
+  if (!shared) return DG_STATUS_ERR_NOMEM;
+  j.kt = (float *)shared;
+  j.vp = j.kt + j.khead * (size_t)n_heads;
+  int64_t ntask = (j.lq + SHORT_QB - 1) / SHORT_QB;
+  for (int64_t b = 0; b < nb; b++) {
+    j.q = (const float *)q->data + b * j.lq * j.c;
+    j.k = (const float *)k->data + b * j.lk * j.c;
+    j.v = (const float *)v->data + b * j.lk * j.c;
+    j.y = (float *)y->data + b * j.lq * j.c;
+    dg_engine_parallel(e, n_heads, short_pack, &j);
+    dg_engine_parallel(e, ntask, short_task, &j);
+    if (atomic_load(&j.failed)) return DG_STATUS_ERR_NOMEM;
+  }
+  return DG_STATUS_OK;
+}
+
 dg_status dg__attention_flash(dg_engine *e, dg_tensor *y, const dg_tensor *q, const dg_tensor *k,
                               const dg_tensor *v, int n_heads, int causal, float scale) {
   const dg__ukernel *uk = dg__ukernel_for(dg_engine_isa(e), dg_engine_precision(e));
+  if (dg_engine_isa(e) == DG_ISA_AVX512 && !uk->bf16 && k->shape[1] <= 128 && q->shape[2] / n_heads <= 256 &&
+      q->shape[1] > 0 && q->shape[2] > 0) {
+    double sc = scale > 0.0f ? (double)scale : 1.0 / sqrt((double)(q->shape[2] / n_heads));
+    return attention_short(e, y, q, k, v, n_heads, causal, (float)sc * LOG2E);
+  }
   attn_job j;
   memset(&j, 0, sizeof j);
   atomic_init(&j.failed, 0);

@@ -37,4 +37,14 @@ void dg__attn_softmax_avx512(float *s, int64_t nrows, int nr, int64_t valid, int
 /* y[c * ldy + dd] = o[dd * 32 + c] / l[c] for c < rows, dd < d (0 where l = 0); o is (>= d, 32). */
 void dg__attn_store_avx512(const float *o, int64_t d, int64_t rows, const float *l, float *y, int64_t ldy);
 
+/* Short key sequences (Lk <= 128, D <= 256), f32, no online softmax: queries
+ * [q0, q0 + rows) of one head, whole score rows in registers, then O = P V written
+ * straight into y (rows of the (tokens, heads * D) layout).
+ *   q (rows, D) at row stride ldq;  y (rows, D) at row stride ldy
+ *   kt (D, ldk): (scale * log2e * K)^T, ldk = 16 * ceil(Lk / 16), zero past Lk
+ *   vp (Lk, ldv): V, ldv = 16 * ceil(D / 16), zero past D
+ *   p (rows, ldk), inv (rows): scratch.  causal: key j visible to query q0 + r iff j <= q0 + r. */
+void dg__attn_short_avx512(const float *q, int64_t ldq, const float *kt, const float *vp, int64_t lk, int64_t d,
+                           int64_t q0, int64_t rows, int causal, float *p, float *inv, float *y, int64_t ldy);
+
 #endif

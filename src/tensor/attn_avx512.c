@@ -121,3 +121,152 @@ void dg__attn_store_avx512(const float *o, int64_t d, int64_t rows, const float 
     }
   }
 }
+
+/* ---- short key sequences (attn.h: dg__attn_short_avx512) ------------------ */
+
+#define AI static inline __attribute__((always_inline))
+
+/* Scores of RS query rows against all NV*16 (packed) keys, then their softmax:
+ * p[r * ldp + key] = 2^(s - max) (0 for hidden keys), inv[r] = 1 / sum.
+ * Rows past `rs` repeat the last valid row and are not stored. */
+AI void short_scores(const int NV, const int RS, const float *q, int64_t ldq, int rs, const float *kt, int64_t ldk,
+                     int64_t d, int64_t lk, int causal, int64_t qi0, float *p, float *inv) {
+  const float *qr[8];
+#pragma GCC unroll 8
+  for (int r = 0; r < RS; r++) qr[r] = q + (r < rs ? r : rs - 1) * ldq;
+  __m512 acc[8][8];
+#pragma GCC unroll 8
+  for (int r = 0; r < RS; r++)
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; v++) acc[r][v] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < d; k++) {
+    __m512 b[8];
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; v++) b[v] = _mm512_loadu_ps(kt + k * ldk + 16 * v);
+#pragma GCC unroll 8
+    for (int r = 0; r < RS; r++) {
+      __m512 a = _mm512_set1_ps(qr[r][k]);
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; v++) acc[r][v] = _mm512_fmadd_ps(a, b[v], acc[r][v]);
+    }
+  }
+  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+#pragma GCC unroll 8
+  for (int r = 0; r < RS; r++) {
+    if (r >= rs) break;
+    int64_t lim = lk; /* keys [0, lim) visible to this query */
+    if (causal && qi0 + r + 1 < lim) lim = qi0 + r + 1;
+    __mmask16 vis[8];
+    __m512 mx = _mm512_set1_ps(-INFINITY);
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; v++) {
+      int64_t left = lim - 16 * v;
+      vis[v] = left >= 16 ? (__mmask16)0xffff
+                          : _mm512_cmp_epi32_mask(lane, _mm512_set1_epi32((int)(left > 0 ? left : 0)), _MM_CMPINT_LT);
+      mx = _mm512_mask_max_ps(mx, vis[v], mx, acc[r][v]);
+    }
+    __m512 m = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+    __m512 sum = _mm512_setzero_ps();
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; v++) {
+      __m512 e = _mm512_maskz_mov_ps(vis[v], exp2_ps(_mm512_sub_ps(acc[r][v], m)));
+      sum = _mm512_add_ps(sum, e);
+      _mm512_storeu_ps(p + r * ldk + 16 * v, e);
+    }
+    float s = _mm512_reduce_add_ps(sum);
+    inv[r] = s > 0.0f ? 1.0f / s : 0.0f;
+  }
+}
+
+/* y rows = inv[r] * (p rows (keys [0, nk)) . V): RO rows, ND vectors of D. */
+AI void short_out(const int ND, const int RO, const float *p, int64_t ldp, int ro, const float *inv, const float *vp,
+                  int64_t ldv, int64_t nk, int64_t d, float *y, int64_t ldy) {
+  const float *pr[8];
+#pragma GCC unroll 8
+  for (int r = 0; r < RO; r++) pr[r] = p + (r < ro ? r : ro - 1) * ldp;
+  __m512 acc[8][16];
+#pragma GCC unroll 8
+  for (int r = 0; r < RO; r++)
+#pragma GCC unroll 16
+    for (int v = 0; v < ND; v++) acc[r][v] = _mm512_setzero_ps();
+  for (int64_t t = 0; t < nk; t++) {
+    __m512 b[16];
+#pragma GCC unroll 16
+    for (int v = 0; v < ND; v++) b[v] = _mm512_loadu_ps(vp + t * ldv + 16 * v);
+#pragma GCC unroll 8
+    for (int r = 0; r < RO; r++) {
+      __m512 a = _mm512_set1_ps(pr[r][t]);
+#pragma GCC unroll 16
+      for (int v = 0; v < ND; v++) acc[r][v] = _mm512_fmadd_ps(a, b[v], acc[r][v]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < RO; r++) {
+    if (r >= ro) break;
+    __m512 s = _mm512_set1_ps(inv[r]);
+#pragma GCC unroll 16
+    for (int v = 0; v < ND; v++) {
+      int64_t left = d - 16 * v;
+      __mmask16 m = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
+      _mm512_mask_storeu_ps(y + r * ldy + 16 * v, m, _mm512_mul_ps(acc[r][v], s));
+    }
+  }
+}
+
+/* Rows per register tile: about 24 accumulators. */
+#define SHORT_RS(nv) ((nv) <= 3 ? 8 : 24 / (nv))
+#define SHORT_RO(nd) ((nd) <= 3 ? 8 : 24 / (nd))
+
+#define SCORES_CASE(NV)                                                                                     \
+  case NV:                                                                                                  \
+    for (int64_t r0 = 0; r0 < rows; r0 += SHORT_RS(NV)) {                                                   \
+      int rs = rows - r0 < SHORT_RS(NV) ? (int)(rows - r0) : SHORT_RS(NV);                                  \
+      short_scores(NV, SHORT_RS(NV), q + r0 * ldq, ldq, rs, kt, ldk, d, lk, causal, q0 + r0, p + r0 * ldk, \
+                   inv + r0);                                                                               \
+    }                                                                                                       \
+    break;
+#define OUT_CASE(ND)                                                                                        \
+  case ND:                                                                                                  \
+    for (int64_t r0 = 0; r0 < rows; r0 += SHORT_RO(ND)) {                                                   \
+      int ro = rows - r0 < SHORT_RO(ND) ? (int)(rows - r0) : SHORT_RO(ND);                                  \
+      short_out(ND, SHORT_RO(ND), p + r0 * ldk, ldk, ro, inv + r0, vp, ldv, nk, d, y + r0 * ldy, ldy);      \
+    }                                                                                                       \
+    break;
+
+void dg__attn_short_avx512(const float *q, int64_t ldq, const float *kt, const float *vp, int64_t lk, int64_t d,
+                           int64_t q0, int64_t rows, int causal, float *p, float *inv, float *y, int64_t ldy) {
+  int nv = (int)((lk + 15) / 16), nd = (int)((d + 15) / 16);
+  int64_t ldk = 16 * (int64_t)nv, ldv = 16 * (int64_t)nd;
+  switch (nv) {
+    SCORES_CASE(1)
+    SCORES_CASE(2)
+    SCORES_CASE(3)
+    SCORES_CASE(4)
+    SCORES_CASE(5)
+    SCORES_CASE(6)
+    SCORES_CASE(7)
+    SCORES_CASE(8)
+    default: return;
+  }
+  /* causal: keys past the block's last query have p = 0 in every row */
+  int64_t nk = causal && q0 + rows < lk ? q0 + rows : lk;
+  switch (nd) {
+    OUT_CASE(1)
+    OUT_CASE(2)
+    OUT_CASE(3)
+    OUT_CASE(4)
+    OUT_CASE(5)
+    OUT_CASE(6)
+    OUT_CASE(7)
+    OUT_CASE(8)
+    OUT_CASE(9)
+    OUT_CASE(10)
+    OUT_CASE(11)
+    OUT_CASE(12)
+    OUT_CASE(13)
+    OUT_CASE(14)
+    OUT_CASE(15)
+    OUT_CASE(16)
+    default: return;
+  }
+}
