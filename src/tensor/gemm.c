@@ -363,6 +363,13 @@ static const float *bias_f32(const void *b, dg_dtype t, int64_t n, float *buf) {
   return buf;
 }
 
+/* Block size (a multiple of unit, at most maxb) that splits n into equal blocks. */
+static int64_t balanced(int64_t n, int64_t unit, int64_t maxb) {
+  int64_t units = (n + unit - 1) / unit, maxu = maxb / unit > 0 ? maxb / unit : 1;
+  int64_t nb = (units + maxu - 1) / maxu;
+  return nb > 0 ? (units + nb - 1) / nb * unit : unit;
+}
+
 static void gemm_task(void *arg, int64_t u0, int64_t u1, int ti) {
   gemm_job *jb = arg;
   const dg__gemm *g = jb->g;
@@ -390,8 +397,11 @@ static void gemm_task(void *arg, int64_t u0, int64_t u1, int ti) {
   float *bbuf = tmp + (size_t)MR * NR;
   const float *rbias = g->row_bias ? bias_f32(g->row_bias, g->bias_dtype, g->m, bbuf) : NULL;
   const float *cbias = g->col_bias ? bias_f32(g->col_bias, g->bias_dtype, g->n, bbuf + g->m) : NULL;
-  for (int64_t jc = c0; jc < c1; jc += jb->ncb) {
-    int64_t nc = c1 - jc < jb->ncb ? c1 - jc : jb->ncb;
+  /* Blocks of equal size (in whole panels) over this thread's share: no short
+   * last row block that streams the whole B block for a panel or two. */
+  int64_t mcb = balanced(r1 - r0, MR, jb->mcb), ncb = balanced(c1 - c0, NR, jb->ncb);
+  for (int64_t jc = c0; jc < c1; jc += ncb) {
+    int64_t nc = c1 - jc < ncb ? c1 - jc : ncb;
     for (int64_t pc = 0; pc < g->k; pc += jb->kcb) {
       int64_t kc = g->k - pc < jb->kcb ? g->k - pc : jb->kcb;
       int64_t ksteps = dg__ksteps(uk, kc);
@@ -403,8 +413,8 @@ static void gemm_task(void *arg, int64_t u0, int64_t u1, int ti) {
         for (int64_t jr = 0; jr < nc; jr += NR)
           dg__pack_panel(uk, &g->b, 0, NR, jc + jr, nc - jr < NR ? nc - jr : NR, pc, kc,
                          bp + (size_t)(jr / NR) * bpan);
-      for (int64_t ic = r0; ic < r1; ic += jb->mcb) {
-        int64_t mc = r1 - ic < jb->mcb ? r1 - ic : jb->mcb;
+      for (int64_t ic = r0; ic < r1; ic += mcb) {
+        int64_t mc = r1 - ic < mcb ? r1 - ic : mcb;
         for (int64_t ir = 0; ir < mc; ir += MR)
           dg__pack_panel(uk, &g->a, 1, MR, ic + ir, mc - ir < MR ? mc - ir : MR, pc, kc,
                          ap + (size_t)(ir / MR) * apan);

@@ -8,6 +8,12 @@
 #include "tensor/gemm_avx512.h"
 
 #define MR 14
+#ifndef PF_B
+#define PF_B 512 /* floats ahead in the B panel (16 k steps) */
+#endif
+#ifndef PF_A
+#define PF_A 224 /* floats ahead in the A panel (16 k steps) */
+#endif
 
 /* Epilogue shared by both kernels: c (MR x 32) = tile [+ bias] or += tile. */
 #define STORE_TILE()                                                                   \
@@ -39,17 +45,34 @@ static void uk_f32(int64_t kc, const void *av, const void *bv, float *c, int64_t
   __m512 c0[MR], c1[MR];
 #pragma GCC unroll 14
   for (int r = 0; r < MR; r++) c0[r] = c1[r] = _mm512_setzero_ps();
-  for (int64_t k = 0; k < kc; k++) {
-    __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
-    _mm_prefetch((const char *)(b + 512), _MM_HINT_T0);
+  /* The panels stream from L2 (kc x 32 of B is 64 KiB at kc = 512, more than
+   * L1): prefetch both B lines and the A line of each k step a few hundred
+   * cycles ahead, and the C tile (rows often 4 KiB-aligned, so they evict
+   * each other) shortly before the epilogue reads or writes it. */
+  int64_t kpf = kc > 24 ? kc - 24 : 0;
+  for (int pass = 0; pass < 2; pass++) {
+    int64_t kend = pass ? kc : kpf;
+    for (int64_t k = pass ? kpf : 0; k < kend; k++) {
+      __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+      _mm_prefetch((const char *)(b + PF_B), _MM_HINT_T0);
+      _mm_prefetch((const char *)(b + PF_B + 16), _MM_HINT_T0);
+      _mm_prefetch((const char *)(a + PF_A), _MM_HINT_T0);
 #pragma GCC unroll 14
-    for (int r = 0; r < MR; r++) {
-      __m512 ar = _mm512_set1_ps(a[r]);
-      c0[r] = _mm512_fmadd_ps(ar, b0, c0[r]);
-      c1[r] = _mm512_fmadd_ps(ar, b1, c1[r]);
+      for (int r = 0; r < MR; r++) {
+        __m512 ar = _mm512_set1_ps(a[r]);
+        c0[r] = _mm512_fmadd_ps(ar, b0, c0[r]);
+        c1[r] = _mm512_fmadd_ps(ar, b1, c1[r]);
+      }
+      a += MR;
+      b += 32;
     }
-    a += MR;
-    b += 32;
+    if (!pass) {
+#pragma GCC unroll 14
+      for (int r = 0; r < MR; r++) {
+        _mm_prefetch((const char *)(c + r * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(c + r * ldc + 16), _MM_HINT_T0);
+      }
+    }
   }
   STORE_TILE();
 }
