@@ -1,7 +1,9 @@
 /* Memory-bound ops at SD1.5 shapes: effective GB/s (bytes read once + written
  * once, per call) against the machine's measured memory bandwidth.
  *
- *   bench_ops [threads] [reps] [cpu]   threads: 0 = all CPUs (default)
+ *   bench_ops [threads] [reps] [cpu|wall] [only]   threads: 0 = all CPUs (default)
+ *
+ * only: run just the ops whose name contains this string (e.g. "gelu").
  *
  * With "cpu" (and threads = 1) every time is the calling thread's CPU time
  * (CLOCK_THREAD_CPUTIME_ID) instead of wall time: on a shared, overloaded
@@ -85,10 +87,10 @@ static void measure_bw(dg_engine *e, float *a, float *b, float *c, size_t n, dou
     if (v[i] > out[i]) out[i] = v[i];
 }
 
-typedef enum { OP_GN, OP_GN_SILU, OP_LN, OP_SOFTMAX, OP_ADD, OP_SILU, OP_GELU } op_kind;
+typedef enum { OP_GN, OP_GN_SILU, OP_LN, OP_SOFTMAX, OP_ADD, OP_SILU, OP_GELU, OP_GEGLU } op_kind;
 
 static const char *op_names[] = {"group_norm",  "group_norm+silu", "layer_norm", "softmax",
-                                 "add",         "silu",            "gelu"};
+                                 "add",         "silu",            "gelu",       "geglu"};
 
 static dg_status run_op(dg_engine *e, op_kind op, dg_tensor *y, const dg_tensor *x, const dg_tensor *b,
                         const dg_tensor *gamma, const dg_tensor *beta) {
@@ -100,6 +102,7 @@ static dg_status run_op(dg_engine *e, op_kind op, dg_tensor *y, const dg_tensor 
     case OP_ADD: return dg_add(e, y, x, b);
     case OP_SILU: return dg_silu(e, y, x);
     case OP_GELU: return dg_gelu(e, y, x);
+    case OP_GEGLU: return dg_geglu(e, y, x);
   }
   return DG_STATUS_ERR_INVALID;
 }
@@ -108,6 +111,7 @@ int main(int argc, char **argv) {
   int threads = argc > 1 ? atoi(argv[1]) : 0;
   int reps = argc > 2 ? atoi(argv[2]) : 10;
   if (reps < 1) reps = 1;
+  const char *only = argc > 4 ? argv[4] : NULL;
   if (argc > 3 && !strcmp(argv[3], "cpu")) {
     if (threads != 1) {
       fprintf(stderr, "cpu timing needs threads = 1\n");
@@ -154,23 +158,26 @@ int main(int argc, char **argv) {
       {OP_GN, 4, {2, 320, 64, 64}},     {OP_GN_SILU, 4, {2, 320, 64, 64}}, {OP_GN_SILU, 4, {2, 1280, 16, 16}},
       {OP_LN, 3, {2, 4096, 320, 1}},    {OP_LN, 3, {2, 1024, 640, 1}},     {OP_SOFTMAX, 3, {16, 4096, 77, 1}},
       {OP_SOFTMAX, 3, {16, 1024, 1024, 1}}, {OP_ADD, 4, {2, 320, 64, 64}}, {OP_SILU, 4, {2, 320, 64, 64}},
-      {OP_GELU, 3, {2, 4096, 1280, 1}}};
+      {OP_GELU, 3, {2, 4096, 1280, 1}},    {OP_GEGLU, 3, {2, 4096, 2560, 1}}};
   int nc = (int)(sizeof cases / sizeof cases[0]);
   result_row rows[64];
   int n_rows = 0;
   dg_isa isas[3] = {DG_ISA_GENERIC, DG_ISA_AVX2, DG_ISA_AVX512};
   for (int k = 0; k < nc; k++) {
     int64_t *s = cases[k].s;
+    if (only && !strstr(op_names[cases[k].op], only)) continue;
     int64_t n = s[0] * s[1] * s[2] * s[3];
     int64_t ch = cases[k].op == OP_LN ? s[2] : s[1];
     float *x = alloc_f((size_t)n), *y = alloc_f((size_t)n), *bb = alloc_f((size_t)n);
     float *g = alloc_f((size_t)ch), *be = alloc_f((size_t)ch);
-    dg_tensor tx = dg_tensor_make(DG_DTYPE_F32, cases[k].nd, s, x), ty = dg_tensor_make(DG_DTYPE_F32, cases[k].nd, s, y);
+    int64_t ys[4] = {s[0], s[1], s[2], s[3]};
+    if (cases[k].op == OP_GEGLU) ys[cases[k].nd - 1] /= 2; /* y (.., c/2) = x[.., :c/2] * GELU(x[.., c/2:]) */
+    dg_tensor tx = dg_tensor_make(DG_DTYPE_F32, cases[k].nd, s, x), ty = dg_tensor_make(DG_DTYPE_F32, cases[k].nd, ys, y);
     dg_tensor tb = dg_tensor_make(DG_DTYPE_F32, cases[k].nd, s, bb);
     int64_t cs[1] = {ch};
     dg_tensor tg = dg_tensor_make(DG_DTYPE_F32, 1, cs, g), tbe = dg_tensor_make(DG_DTYPE_F32, 1, cs, be);
-    /* bytes: x read + y written (+ b read for add) */
-    double moved = (double)n * 4 * (cases[k].op == OP_ADD ? 3 : 2);
+    /* bytes: x read + y written (+ b read for add; y is half of x for geglu) */
+    double moved = (double)n * 4 * (cases[k].op == OP_ADD ? 3 : cases[k].op == OP_GEGLU ? 1.5 : 2);
     char shape[64];
     snprintf(shape, sizeof shape, "(%lld,%lld,%lld%s%lld%s", (long long)s[0], (long long)s[1], (long long)s[2],
              cases[k].nd == 4 ? "," : ")", (long long)s[3], cases[k].nd == 4 ? ")" : "");

@@ -53,7 +53,7 @@ static inline __m256 silu8(__m256 v) {
 
 /* 0.5 x (1 + erf(x / sqrt 2)) via erfc(|z|) = t exp(-z^2 + P(t)), t = 1/(1 + |z|/2);
  * z^2 = x^2/2 as an exact hi + lo pair, exp(a) (1 + da) (see ops_avx512.c) */
-static inline __m256 gelu8(__m256 x) {
+static inline __m256 gelu8_erfc(__m256 x) {
   __m256 h = _mm256_mul_ps(x, _mm256_set1_ps(0.5f));
   __m256 s = _mm256_mul_ps(h, x), slo = _mm256_fmsub_ps(h, x, s);
   __m256 z = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), _mm256_mul_ps(x, _mm256_set1_ps(0.70710678118654752f)));
@@ -76,6 +76,57 @@ static inline __m256 gelu8(__m256 x) {
   __m256 neg = _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LT_OQ);
   __m256 onep = _mm256_blendv_ps(_mm256_sub_ps(_mm256_set1_ps(2.0f), e), e, neg);
   return _mm256_mul_ps(h, onep);
+}
+
+/* GELU = x Phi(x), Phi(x) = Q(-x) = 1 - Q(x), Q(a) = 0.5 erfc(a / sqrt 2) (see ops_avx512.c).
+ * For |x| < 4: Q(|x|) from a piecewise polynomial, 8 intervals of width 1/2 on
+ * [0, 4), degree 8 in u = 2 (2|x| - i) - 1 on interval i, coefficients looked
+ * up per lane with vpermps (relative minimax fit per interval, as in
+ * ops_avx512.c: 2.1e-7 relative with float Horner).  Lanes with |x| >= 4 or
+ * NaN take the erfc form above, blended per lane. */
+static _Alignas(32) const float gelu_q[9][8] = {
+    {0.401293665f, 0.22662735f, 0.105649777f, 0.0400591567f, 0.0122244731f, 0.00297976332f, 0.000577025057f,
+     8.84172841e-05f},
+    {-0.096667029f, -0.0752843544f, -0.0456622727f, -0.0215693302f, -0.00793491304f, -0.00227339054f,
+     -0.000507262012f, -8.81489177e-05f},
+    {0.00302084466f, 0.00705790846f, 0.00713473f, 0.00471829111f, 0.00223169429f, 0.000781478011f,
+     0.000206075187f, 4.13198068e-05f},
+    {0.000944013824f, 0.000343092863f, -0.000267552241f, -0.000463403587f, -0.000335787394f,
+     -0.000155407572f, -5.05280404e-05f, -1.19942169e-05f},
+    {-4.62173739e-05f, -8.9602283e-05f, -5.34175197e-05f, 1.53586723e-06f, 2.39732326e-05f, 1.85702793e-05f,
+     8.11691007e-06f, 2.38073653e-06f},
+    {-8.27187523e-06f, 1.43233223e-07f, 5.8464625e-06f, 4.21011919e-06f, 4.51217261e-07f, -1.09645111e-06f,
+     -8.45341674e-07f, -3.33958241e-07f},
+    {4.71333323e-07f, 7.42069972e-07f, 1.40542653e-07f, -3.19711972e-07f, -2.41989682e-07f, -2.91211339e-08f,
+     4.68007642e-08f, 3.23309344e-08f},
+    {5.66211504e-08f, -2.04613908e-08f, -4.91877614e-08f, -1.1479325e-08f, 1.58140327e-08f, 1.09958647e-08f,
+     9.20565346e-10f, -1.82222615e-09f},
+    {-3.58222829e-09f, -4.38541248e-09f, 1.02254794e-09f, 2.7099718e-09f, 4.60208094e-10f, -7.42260309e-10f,
+     -3.87791105e-10f, 2.41563974e-12f},
+};
+
+static inline __m256 gelu8(__m256 x) {
+  __m256 a = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x);
+  __m256 slow = _mm256_cmp_ps(a, _mm256_set1_ps(4.0f), _CMP_NLT_UQ);
+  __m256 t = _mm256_mul_ps(a, _mm256_set1_ps(2.0f)); /* exact */
+  __m256i i = _mm256_cvttps_epi32(t);               /* interval; only its low 3 bits are used */
+  __m256 u = _mm256_fmsub_ps(_mm256_sub_ps(t, _mm256_cvtepi32_ps(i)), _mm256_set1_ps(2.0f), _mm256_set1_ps(1.0f));
+#define Q_COEF(j) _mm256_permutevar8x32_ps(_mm256_load_ps(gelu_q[j]), i)
+  __m256 q = Q_COEF(8);
+  q = _mm256_fmadd_ps(q, u, Q_COEF(7));
+  q = _mm256_fmadd_ps(q, u, Q_COEF(6));
+  q = _mm256_fmadd_ps(q, u, Q_COEF(5));
+  q = _mm256_fmadd_ps(q, u, Q_COEF(4));
+  q = _mm256_fmadd_ps(q, u, Q_COEF(3));
+  q = _mm256_fmadd_ps(q, u, Q_COEF(2));
+  q = _mm256_fmadd_ps(q, u, Q_COEF(1));
+  q = _mm256_fmadd_ps(q, u, Q_COEF(0));
+#undef Q_COEF
+  __m256 neg = _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LT_OQ);
+  __m256 phi = _mm256_blendv_ps(_mm256_sub_ps(_mm256_set1_ps(1.0f), q), q, neg);
+  __m256 r = _mm256_mul_ps(x, phi);
+  if (_mm256_movemask_ps(slow)) r = _mm256_blendv_ps(r, gelu8_erfc(x), slow);
+  return r;
 }
 
 static inline double hsum_d(__m256 v) {
@@ -240,8 +291,12 @@ static void v_exp(float *y, const float *x, int64_t n) {
   for (int64_t i = 0; i < n; i += W) store(y + i, n - i, exp8(load(x + i, n - i)));
 }
 
-static const dg__vec_kernels table = {v_sum,   v_sum_sq_dev, v_sums_shifted, v_affine,        v_normalize, v_softmax,
-                                      v_unary, v_binary_vec, v_binary_scalar, v_scale,     v_exp};
+static void v_geglu(float *y, const float *a, const float *gate, int64_t n) {
+  for (int64_t i = 0; i < n; i += W) store(y + i, n - i, _mm256_mul_ps(load(a + i, n - i), gelu8(load(gate + i, n - i))));
+}
+
+static const dg__vec_kernels table = {v_sum,   v_sum_sq_dev, v_sums_shifted,  v_affine, v_normalize, v_softmax,
+                                      v_unary, v_binary_vec, v_binary_scalar, v_scale,  v_exp,       v_geglu};
 
 const dg__vec_kernels *dg__vec_avx2(void) { return &table; }
 

@@ -273,8 +273,14 @@ static void g_scale(float *y, const float *x, int64_t n, float alpha, float beta
   for (int64_t i = 0; i < n; i++) y[i] = alpha * x[i] + beta;
 }
 
-const dg__vec_kernels dg__vec_generic = {g_sum,     g_sum_sq_dev, g_sums_shifted, g_affine,        g_normalize, g_softmax,
-                                         g_unary,   g_binary_vec, g_binary_scalar, g_scale,     g_exp};
+/* y = a * GELU(gate): the gate's GELU into y, then the product (same rounding as unary + binary) */
+static void g_geglu(float *y, const float *a, const float *gate, int64_t n) {
+  g_unary(DG__UNARY_GELU, y, gate, n);
+  g_binary_vec(DG__BINARY_MUL, y, a, y, n);
+}
+
+const dg__vec_kernels dg__vec_generic = {g_sum,   g_sum_sq_dev, g_sums_shifted,  g_affine, g_normalize, g_softmax,
+                                         g_unary, g_binary_vec, g_binary_scalar, g_scale,  g_exp,       g_geglu};
 
 static const dg__vec_kernels *vk(const dg_engine *e) {
   const dg__vec_kernels *k = NULL;
@@ -463,8 +469,7 @@ static void geglu_range(void *arg, int64_t begin, int64_t end, int ti) {
   for (int64_t r = begin; r < end; r++) {
     float *yr = j->y + r * j->c;           /* (n) */
     const float *xr = j->x + r * 2 * j->c; /* (2n): [value | gate] */
-    j->k->unary(DG__UNARY_GELU, yr, xr + j->c, j->c);
-    j->k->binary_vec(DG__BINARY_MUL, yr, xr, yr, j->c);
+    j->k->geglu(yr, xr, xr + j->c, j->c);
   }
 }
 

@@ -86,6 +86,7 @@ typedef struct dg__vec_kernels {
   void (*binary_scalar)(dg__binary_op op, float *y, const float *a, float s, int64_t n);
   void (*scale)(float *y, const float *x, int64_t n, float alpha, float beta);
   void (*exp)(float *y, const float *x, int64_t n); /* the exp behind the kernels above (tested directly) */
+  void (*geglu)(float *y, const float *a, const float *gate, int64_t n); /* y = a * GELU(gate), all (n) */
 } dg__vec_kernels;
 
 extern const dg__vec_kernels dg__vec_generic;
