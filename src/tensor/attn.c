@@ -223,10 +223,12 @@ static void short_task(void *arg, int64_t t0, int64_t t1, int ti) {
   float *p = (float *)scr, *inv = p + SHORT_QB * j->ldk; /* (SHORT_QB, ldk), (SHORT_QB) */
   for (int64_t t = t0; t < t1; t++) {
     int64_t q0 = t * SHORT_QB, rows = j->lq - q0 < SHORT_QB ? j->lq - q0 : SHORT_QB;
-    for (int64_t hh = 0; hh < j->h; hh++)
+    for (int64_t hh = 0; hh < j->h; hh++) {
+      /* (software prefetch of q / y measured no gain here: the loads overlap the FMAs) */
       dg__attn_short_avx512(j->q + q0 * j->c + hh * j->d, j->c, j->kt + (size_t)hh * j->khead,
                             j->vp + (size_t)hh * j->vhead, j->lk, j->d, q0, rows, j->causal, p, inv,
                             j->y + q0 * j->c + hh * j->d, j->c);
+    }
   }
 }
 
@@ -267,13 +269,156 @@ static dg_status attention_short(dg_engine *e, dg_tensor *y, const dg_tensor *q,
   return DG_STATUS_OK;
 }
 
+/* Ask for the lines of rows x [0, n) floats at p (row stride ld) ahead of use:
+ * q and y blocks are column slices of (tokens, C) rows, which the hardware
+ * prefetchers follow poorly (the AMX path is bound by them without this). */
+static void prefetch_rows(const float *p, int64_t ld, int64_t rows, int64_t n, int write) {
+  for (int64_t r = 0; r < rows; r++) {
+    const char *a = (const char *)(p + r * ld), *e = (const char *)(p + r * ld + n);
+    for (uintptr_t x = (uintptr_t)a & ~(uintptr_t)63; x < (uintptr_t)e; x += 64) {
+      if (write)
+        __builtin_prefetch((const void *)x, 1, 3);
+      else
+        __builtin_prefetch((const void *)x, 0, 3);
+    }
+  }
+}
+
+/* ---- short key sequences on AMX (row-major A panels): queries as rows ------ */
+
+/* Per batch, every head packed once: K as B panels (32 keys, pairs over D), V as
+ * B panels (32 of D, pairs over keys).  A task takes 32 queries x every head:
+ *   S (32, 32*nkp) = (scale*log2e * Q) (32, D) . K^T     uk, Q packed row-major (no transpose)
+ *   P = 2^(S - rowmax) as bf16 rows = the next A panel; inv = 1 / rowsum
+ *   O (32, 32*nvp) = P (32, Lk) . V                      uk, rows scaled by inv into y. */
+typedef struct rows_job {
+  const dg__ukernel *uk;    /* nr == mr == 32, pack_a_rowmajor */
+  dg_engine *e;
+  int64_t lq, lk, c, d, h;
+  int causal;
+  float qscale;
+  const float *q, *k, *v;   /* this batch */
+  float *y;
+  char *kb, *vb;            /* per head: nkp K panels, nvp V panels */
+  size_t kpan, vpan;        /* bytes per panel */
+  int64_t nkp, nvp;         /* ceil(Lk / 32), ceil(D / 32) */
+  int64_t kpad;             /* keys padded for P: multiple of uk->kalign */
+  size_t shared, priv;
+  atomic_int failed;
+} rows_job;
+
+static void rows_pack(void *arg, int64_t u0, int64_t u1, int ti) {
+  (void)ti;
+  rows_job *j = arg;
+  const dg__ukernel *uk = j->uk;
+  int64_t per = j->nkp + j->nvp;
+  for (int64_t u = u0; u < u1; u++) {
+    int64_t hh = u / per, w = u % per;
+    if (w < j->nkp) {
+      dg__opnd ko = {DG__OPND_IK, DG_DTYPE_F32, j->k + hh * j->d, j->c, 1.0f, NULL};
+      int64_t i0 = w * uk->nr, n = j->lk - i0 < uk->nr ? j->lk - i0 : uk->nr;
+      dg__pack_panel(uk, &ko, 0, uk->nr, i0, n, 0, j->d, j->kb + (size_t)(hh * j->nkp + w) * j->kpan);
+    } else {
+      w -= j->nkp;
+      dg__opnd vo = {DG__OPND_KI, DG_DTYPE_F32, j->v + hh * j->d, j->c, 1.0f, NULL};
+      int64_t i0 = w * uk->nr, n = j->d - i0 < uk->nr ? j->d - i0 : uk->nr;
+      dg__pack_panel(uk, &vo, 0, uk->nr, i0, n, 0, j->lk, j->vb + (size_t)(hh * j->nvp + w) * j->vpan);
+    }
+  }
+}
+
+static void rows_task(void *arg, int64_t t0, int64_t t1, int ti) {
+  rows_job *j = arg;
+  const dg__ukernel *uk = j->uk;
+  const int R = uk->mr;
+  char *scr = dg__engine_scratch(j->e, ti, (ti == 0 ? j->shared : 0) + j->priv);
+  if (!scr) {
+    atomic_store(&j->failed, 1);
+    return;
+  }
+  if (ti == 0) scr += j->shared;
+  size_t qbytes = (dg__panel_bytes(uk, R, j->d) + 63) / 64 * 64;
+  int64_t lds = j->nkp * uk->nr, ldo = j->nvp * uk->nr;
+  char *qa = scr;                                      /* Q panel (R, kpad(D)) bf16 */
+  float *s = (float *)(scr + qbytes);                  /* (R, lds) */
+  float *o = s + R * lds;                              /* (R, ldo) */
+  uint16_t *p = (uint16_t *)(o + R * ldo);             /* (R, kpad) bf16 */
+  float *inv = (float *)(p + R * j->kpad);             /* (R) */
+  int64_t ksd = dg__ksteps(uk, j->d), ksk = dg__ksteps(uk, j->lk);
+  if (uk->thread_begin) uk->thread_begin();
+  for (int64_t t = t0; t < t1; t++) {
+    int64_t q0 = t * R, rows = j->lq - q0 < R ? j->lq - q0 : R;
+    for (int64_t hh = 0; hh < j->h; hh++) {
+      /* next head's (or block's) q, this head's y: in flight during the products */
+      int64_t nq0 = hh + 1 < j->h ? q0 : q0 + R, nh = hh + 1 < j->h ? hh + 1 : 0;
+      if (nq0 < j->lq) prefetch_rows(j->q + nq0 * j->c + nh * j->d, j->c, j->lq - nq0 < R ? j->lq - nq0 : R, j->d, 0);
+      prefetch_rows(j->y + q0 * j->c + hh * j->d, j->c, rows, j->d, 1);
+      dg__opnd qo = {DG__OPND_IK, DG_DTYPE_F32, j->q + hh * j->d, j->c, j->qscale, NULL};
+      dg__pack_panel(uk, &qo, 1, R, q0, rows, 0, j->d, qa);
+      const char *kb = j->kb + (size_t)(hh * j->nkp) * j->kpan, *vb = j->vb + (size_t)(hh * j->nvp) * j->vpan;
+      for (int64_t w = 0; w < j->nkp; w++)
+        uk->fn(ksd, qa, kb + (size_t)w * j->kpan, s + w * uk->nr, lds, 0, NULL, NULL);
+      dg__attn_rowsoftmax_bf16_avx512(s, lds, R, j->lk, j->kpad, j->causal, q0, p, inv);
+      for (int64_t w = 0; w < j->nvp; w++)
+        uk->fn(ksk, p, vb + (size_t)w * j->vpan, o + w * uk->nr, ldo, 0, NULL, NULL);
+      dg__attn_rowstore_avx512(o, ldo, (int)rows, inv, j->d, j->y + q0 * j->c + hh * j->d, j->c);
+    }
+  }
+  if (uk->thread_end) uk->thread_end();
+}
+
+static dg_status attention_rows(dg_engine *e, const dg__ukernel *uk, dg_tensor *y, const dg_tensor *q,
+                                const dg_tensor *k, const dg_tensor *v, int n_heads, int causal, float qscale) {
+  rows_job j;
+  memset(&j, 0, sizeof j);
+  atomic_init(&j.failed, 0);
+  j.uk = uk;
+  j.e = e;
+  int64_t nb = q->shape[0];
+  j.lq = q->shape[1];
+  j.lk = k->shape[1];
+  j.c = q->shape[2];
+  j.h = n_heads;
+  j.d = j.c / n_heads;
+  j.causal = causal != 0;
+  j.qscale = qscale;
+  j.nkp = (j.lk + uk->nr - 1) / uk->nr;
+  j.nvp = (j.d + uk->nr - 1) / uk->nr;
+  j.kpad = dg__ksteps(uk, j.lk) * 2;
+  j.kpan = (dg__panel_bytes(uk, uk->nr, j.d) + 63) / 64 * 64;
+  j.vpan = (dg__panel_bytes(uk, uk->nr, j.lk) + 63) / 64 * 64;
+  j.shared = (j.kpan * (size_t)j.nkp + j.vpan * (size_t)j.nvp) * (size_t)n_heads;
+  int R = uk->mr;
+  j.priv = (dg__panel_bytes(uk, R, j.d) + 63) / 64 * 64 +
+           (size_t)(R * (j.nkp + j.nvp) * uk->nr) * sizeof(float) + (size_t)(R * j.kpad) * 2 +
+           (size_t)R * sizeof(float) + 64;
+  char *shared = dg__engine_scratch(e, 0, j.shared + j.priv);
+  if (!shared) return DG_STATUS_ERR_NOMEM;
+  j.kb = shared;
+  j.vb = shared + j.kpan * (size_t)(j.nkp * n_heads);
+  int64_t ntask = (j.lq + R - 1) / R;
+  for (int64_t b = 0; b < nb; b++) {
+    j.q = (const float *)q->data + b * j.lq * j.c;
+    j.k = (const float *)k->data + b * j.lk * j.c;
+    j.v = (const float *)v->data + b * j.lk * j.c;
+    j.y = (float *)y->data + b * j.lq * j.c;
+    dg_engine_parallel(e, (j.nkp + j.nvp) * n_heads, rows_pack, &j);
+    dg_engine_parallel(e, ntask, rows_task, &j);
+    if (atomic_load(&j.failed)) return DG_STATUS_ERR_NOMEM;
+  }
+  return DG_STATUS_OK;
+}
+
 dg_status dg__attention_flash(dg_engine *e, dg_tensor *y, const dg_tensor *q, const dg_tensor *k,
                               const dg_tensor *v, int n_heads, int causal, float scale) {
   const dg__ukernel *uk = dg__ukernel_for(dg_engine_isa(e), dg_engine_precision(e));
-  if (dg_engine_isa(e) == DG_ISA_AVX512 && !uk->bf16 && k->shape[1] <= 128 && q->shape[2] / n_heads <= 256 &&
+  if (dg_engine_isa(e) == DG_ISA_AVX512 && k->shape[1] <= 128 && q->shape[2] / n_heads <= 256 &&
       q->shape[1] > 0 && q->shape[2] > 0) {
     double sc = scale > 0.0f ? (double)scale : 1.0 / sqrt((double)(q->shape[2] / n_heads));
-    return attention_short(e, y, q, k, v, n_heads, causal, (float)sc * LOG2E);
+    float qs = (float)sc * LOG2E;
+    if (!uk->bf16) return attention_short(e, y, q, k, v, n_heads, causal, qs);
+    if (uk->pack_a_rowmajor && uk->mr == 32 && uk->nr == 32)
+      return attention_rows(e, uk, y, q, k, v, n_heads, causal, qs);
   }
   attn_job j;
   memset(&j, 0, sizeof j);

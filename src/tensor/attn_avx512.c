@@ -270,3 +270,53 @@ void dg__attn_short_avx512(const float *q, int64_t ldq, const float *kt, const f
     default: return;
   }
 }
+
+/* ---- short key sequences on a row-major-A kernel (AMX), attn.h ------------- */
+
+void dg__attn_rowsoftmax_bf16_avx512(const float *s, int64_t lds, int rows, int64_t lk, int64_t kpad, int causal,
+                                     int64_t q0, uint16_t *p, float *inv) {
+  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  int64_t nv = (lk + 15) / 16;
+  for (int r = 0; r < rows; r++) {
+    const float *sr = s + r * lds;
+    uint16_t *pr = p + r * kpad;
+    int64_t lim = lk; /* keys [0, lim) visible to this query */
+    if (causal && q0 + r + 1 < lim) lim = q0 + r + 1;
+    __m512 mx = _mm512_set1_ps(-INFINITY);
+    for (int64_t v = 0; v < nv; v++) {
+      int64_t left = lim - 16 * v;
+      __mmask16 vis = left >= 16 ? (__mmask16)0xffff
+                                 : _mm512_cmp_epi32_mask(lane, _mm512_set1_epi32((int)(left > 0 ? left : 0)), _MM_CMPINT_LT);
+      mx = _mm512_mask_max_ps(mx, vis, mx, _mm512_loadu_ps(sr + 16 * v));
+    }
+    __m512 m = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+    __m512 sum = _mm512_setzero_ps();
+    int64_t v = 0;
+    for (; v < nv; v += 2) { /* 32 keys -> one vector of bf16 */
+      int64_t l0 = lim - 16 * v, l1 = l0 - 16;
+      __mmask16 vis0 = l0 >= 16 ? (__mmask16)0xffff
+                                : _mm512_cmp_epi32_mask(lane, _mm512_set1_epi32((int)(l0 > 0 ? l0 : 0)), _MM_CMPINT_LT);
+      __mmask16 vis1 = l1 >= 16 ? (__mmask16)0xffff
+                                : _mm512_cmp_epi32_mask(lane, _mm512_set1_epi32((int)(l1 > 0 ? l1 : 0)), _MM_CMPINT_LT);
+      __m512 e0 = _mm512_maskz_mov_ps(vis0, exp2_ps_bf16(_mm512_sub_ps(_mm512_maskz_loadu_ps(vis0, sr + 16 * v), m)));
+      __m512 e1 = _mm512_maskz_mov_ps(vis1, exp2_ps_bf16(_mm512_sub_ps(_mm512_maskz_loadu_ps(vis1, sr + 16 * v + 16), m)));
+      sum = _mm512_add_ps(sum, _mm512_add_ps(e0, e1));
+      _mm512_storeu_si512(pr + 16 * v, (__m512i)_mm512_cvtne2ps_pbh(e1, e0));
+    }
+    for (int64_t k = 16 * v; k < kpad; k += 32) _mm512_storeu_si512(pr + k, _mm512_setzero_si512());
+    float t = _mm512_reduce_add_ps(sum);
+    inv[r] = t > 0.0f ? 1.0f / t : 0.0f;
+  }
+}
+
+void dg__attn_rowstore_avx512(const float *o, int64_t ldo, int rows, const float *inv, int64_t d, float *y,
+                              int64_t ldy) {
+  for (int r = 0; r < rows; r++) {
+    __m512 s = _mm512_set1_ps(inv[r]);
+    for (int64_t v = 0; v < d; v += 16) {
+      int64_t left = d - v;
+      __mmask16 m = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
+      _mm512_mask_storeu_ps(y + r * ldy + v, m, _mm512_mul_ps(_mm512_loadu_ps(o + r * ldo + v), s));
+    }
+  }
+}
