@@ -279,42 +279,66 @@ void dg__pack_panel(const dg__ukernel *uk, const dg__opnd *o, int is_a, int R, i
   }
 }
 
-/* f32 im2col B panels of a whole column block at once: each k row is
- * gathered for G panels (G * NR columns) into one row in L1, then split into
- * the panels.  Packing panel by panel touches kc source rows (often 4 KiB
- * multiples apart, i.e. kc pages) for every NR columns; this touches them
- * once per G * NR columns (pointwise convs at 64x64 spent a third of their
- * time in the per-panel im2col).  Same panel contents as dg__pack_panel. */
-#define GROUP_COLS 256
+/* im2col B panels of a whole column block at once: each k row is gathered
+ * for G panels (G * NR columns) into one row in L1, then split into the
+ * panels (bf16: two rows converted into pairs).  Packing panel by panel
+ * touches kc source rows (often 4 KiB multiples apart, i.e. kc pages) for
+ * every NR columns; this touches them once per G * NR columns (pointwise
+ * convs at 64x64 spent a third of their time in the per-panel im2col).
+ * Same panel contents as dg__pack_panel. */
+#define GROUP_COLS 1024
+static void gather_row(const dg__ukernel *uk, const dg__opnd *o, const seg *sg, int ns, int64_t w, int64_t *ci,
+                       int64_t *dy, int64_t *dx, float *row) {
+  const dg__conv_geom *g = o->conv;
+  im2col_row(uk, o, sg, ns, *ci, *dy, *dx, row);
+  if (o->scale != 1.0f)
+    for (int64_t t = 0; t < w; t++) row[t] *= o->scale;
+  if (++*dx == g->kw) {
+    *dx = 0;
+    if (++*dy == g->kh) *dy = 0, ++*ci;
+  }
+}
+
 static void pack_b_im2col_block(const dg__ukernel *uk, const dg__opnd *o, int64_t j0, int64_t nc, int64_t k0,
                                 int64_t kc, char *dst, size_t bpan) {
   const int R = uk->nr;
   const dg__conv_geom *g = o->conv;
   int gp = GROUP_COLS / R; /* panels per group */
-  if (gp < 2 || uk->bf16 || g->wo < 8) { /* few columns per output row: too many runs for seg[] */
+  if (gp < 2 || (uk->bf16 && !uk->cvt_pairs) || g->wo < 8) { /* few columns per output row: too many runs */
     for (int64_t jr = 0; jr < nc; jr += R)
       dg__pack_panel(uk, o, 0, R, j0 + jr, nc - jr < R ? nc - jr : R, k0, kc, dst + (size_t)(jr / R) * bpan);
     return;
   }
+  int64_t kpad = kpad_of(uk, kc);
   seg sg[GROUP_COLS / 8 + 2];
-  float row[GROUP_COLS];
+  float row[2][GROUP_COLS];
   for (int64_t jg = 0; jg < nc; jg += (int64_t)gp * R) {
     int64_t w = nc - jg < (int64_t)gp * R ? nc - jg : (int64_t)gp * R; /* valid columns */
     int np = (int)((w + R - 1) / R);
     int ns = im2col_segments(g, j0 + jg, w, sg);
     int64_t ci = k0 / ((int64_t)g->kh * g->kw), dy = k0 % ((int64_t)g->kh * g->kw) / g->kw, dx = k0 % g->kw;
-    for (int64_t t = w; t < (int64_t)np * R; t++) row[t] = 0.0f;
-    for (int64_t k = 0; k < kc; k++) {
-      im2col_row(uk, o, sg, ns, ci, dy, dx, row);
-      if (o->scale != 1.0f)
-        for (int64_t t = 0; t < w; t++) row[t] *= o->scale;
-      if (++dx == g->kw) {
-        dx = 0;
-        if (++dy == g->kh) dy = 0, ci++;
+    for (int64_t t = w; t < (int64_t)np * R; t++) row[0][t] = row[1][t] = 0.0f;
+    if (!uk->bf16) {
+      for (int64_t k = 0; k < kc; k++) {
+        gather_row(uk, o, sg, ns, w, &ci, &dy, &dx, row[0]);
+        for (int q = 0; q < np; q++)
+          memcpy((float *)(dst + (size_t)(jg / R + q) * bpan) + k * R, row[0] + q * R, (size_t)R * sizeof(float));
       }
-      for (int q = 0; q < np; q++)
-        memcpy((float *)(dst + (size_t)(jg / R + q) * bpan) + k * R, row + q * R, (size_t)R * sizeof(float));
+      continue;
     }
+    int64_t k = 0;
+    for (; k < kc; k += 2) { /* pair k / 2: rows k, k + 1 (zero past kc) */
+      gather_row(uk, o, sg, ns, w, &ci, &dy, &dx, row[0]);
+      if (k + 1 < kc)
+        gather_row(uk, o, sg, ns, w, &ci, &dy, &dx, row[1]);
+      else
+        memset(row[1], 0, (size_t)np * R * sizeof(float));
+      for (int q = 0; q < np; q++)
+        uk->cvt_pairs(row[0] + q * R, row[1] + q * R, R, (uint16_t *)(dst + (size_t)(jg / R + q) * bpan) + k * R);
+    }
+    if (k < kpad)
+      for (int q = 0; q < np; q++)
+        memset((uint16_t *)(dst + (size_t)(jg / R + q) * bpan) + k * R, 0, (size_t)((kpad - k) * R) * sizeof(uint16_t));
   }
 }
 
