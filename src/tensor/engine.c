@@ -127,6 +127,7 @@ struct dg_engine {
   pthread_t *threads;
   int n_started;
   scratch *scratch;
+  scratch work[DG__ENGINE_WORKSPACES]; /* shared workspaces (dg__engine_workspace) */
 
   pthread_mutex_t mu;
   pthread_cond_t work_cv;
@@ -309,6 +310,7 @@ void dg_engine_free(dg_engine *e) {
   if (e->scratch)
     for (int i = 0; i < e->n_threads; i++) free(e->scratch[i].p);
   free(e->scratch);
+  for (int i = 0; i < DG__ENGINE_WORKSPACES; i++) free(e->work[i].p);
   free(e);
 }
 
@@ -349,9 +351,19 @@ void dg_engine_parallel(dg_engine *e, int64_t n, dg_range_fn fn, void *arg) {
   fpu_leave(fpu);
 }
 
+static void *grow(scratch *s, size_t bytes);
+
 void *dg__engine_scratch(dg_engine *e, int thread_index, size_t bytes) {
   if (!e || thread_index < 0 || thread_index >= e->n_threads) return NULL;
-  scratch *s = &e->scratch[thread_index];
+  return grow(&e->scratch[thread_index], bytes);
+}
+
+void *dg__engine_workspace(dg_engine *e, int slot, size_t bytes) {
+  if (!e || slot < 0 || slot >= DG__ENGINE_WORKSPACES) return NULL;
+  return grow(&e->work[slot], bytes);
+}
+
+static void *grow(scratch *s, size_t bytes) {
   if (bytes == 0) bytes = 1;
   if (s->n < bytes) {
     size_t n = bytes + bytes / 4;

@@ -4,6 +4,7 @@
 #include "tensor/gemm.h"
 #include "tensor/kernels.h"
 #include "tensor/attn.h"
+#include "tensor/winograd.h"
 
 static const dg__ukernel *kernel_of(const dg_engine *e) {
   return dg__ukernel_for(dg_engine_isa(e), dg_engine_precision(e));
@@ -15,6 +16,8 @@ static const dg__ukernel *kernel_of(const dg_engine *e) {
  * time, in per-thread scratch. */
 dg_status dg__conv2d_fast(dg_engine *e, dg_tensor *y, const dg_tensor *x, const dg_tensor *w,
                           const dg_tensor *b, int stride, int pad) {
+  int wm = dg__winograd_choose(e, x, w, stride);
+  if (wm) return dg__conv2d_winograd(e, y, x, w, b, pad, wm);
   dg__conv_geom cg;
   cg.n = x->shape[0];
   cg.ci = x->shape[1];

@@ -28,4 +28,11 @@ dg_status dg__attention_fast(dg_engine *e, dg_tensor *y, const dg_tensor *q, con
 /* Per-thread scratch owned by the engine (grown on demand, freed with it). NULL on OOM. */
 void *dg__engine_scratch(dg_engine *e, int thread_index, size_t bytes);
 
+/* Engine-wide workspaces for one op at a time (not per thread: an op's
+ * parallel tasks share them), e.g. the transformed operands of a Winograd
+ * convolution.  Slot < DG__ENGINE_WORKSPACES; grown on demand, 64-byte
+ * aligned, freed with the engine; NULL on OOM.  Contents are not kept. */
+#define DG__ENGINE_WORKSPACES 4
+void *dg__engine_workspace(dg_engine *e, int slot, size_t bytes);
+
 #endif
