@@ -40,6 +40,7 @@ typedef struct attn_job {
   const dg__ukernel *uk;
   dg__attn_softmax_fn softmax;
   int store_avx512;         /* transpose O^T into y with dg__attn_store_avx512 (NR == 32) */
+  void (*rescale)(float *o, int64_t d, const float *alpha); /* O^T *= alpha per column, or NULL (C) */
   dg_engine *e;
   int64_t lq, lk, c, d, h, bk;
   int causal;
@@ -127,7 +128,9 @@ static void attn_block(const attn_job *j, const attn_ws *w, int64_t hh, int64_t 
     if (!first) {
       int rescale = 0;
       for (int c = 0; c < NR; c++) rescale |= alpha[c] != 1.0f;
-      if (rescale)
+      if (rescale && j->rescale)
+        j->rescale(o, j->d, alpha);
+      else if (rescale)
         for (int64_t d = 0; d < j->d; d++)
           for (int c = 0; c < NR; c++) o[d * NR + c] *= alpha[c];
     }
@@ -428,9 +431,12 @@ dg_status dg__attention_flash(dg_engine *e, dg_tensor *y, const dg_tensor *q, co
   if (uk->nr == 32 && dg_engine_isa(e) == DG_ISA_AVX512) {
     j.softmax = dg__attn_softmax_avx512;
     j.store_avx512 = 1;
+    j.rescale = dg__attn_rescale_avx512;
   }
-  if (uk->nr == 16 && !uk->bf16 && (dg_engine_isa(e) == DG_ISA_AVX2 || dg_engine_isa(e) == DG_ISA_AVX512))
-    j.softmax = dg__attn_softmax_avx2;
+  if (uk->nr == 16 && (dg_engine_isa(e) == DG_ISA_AVX2 || dg_engine_isa(e) == DG_ISA_AVX512)) {
+    if (!uk->bf16) j.softmax = dg__attn_softmax_avx2;
+    j.rescale = dg__attn_rescale_avx2;
+  }
   j.e = e;
   int64_t nb = q->shape[0];
   j.lq = q->shape[1];

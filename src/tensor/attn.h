@@ -57,4 +57,8 @@ void dg__attn_rowsoftmax_bf16_avx512(const float *s, int64_t lds, int rows, int6
 void dg__attn_rowstore_avx512(const float *o, int64_t ldo, int rows, const float *inv, int64_t d, float *y,
                               int64_t ldy);
 
+/* o[r * NR + c] *= alpha[c] for r < d: NR = 32 (AVX-512), 16 (AVX2). */
+void dg__attn_rescale_avx512(float *o, int64_t d, const float *alpha);
+void dg__attn_rescale_avx2(float *o, int64_t d, const float *alpha);
+
 #endif

@@ -71,3 +71,11 @@ void dg__attn_softmax_avx2(float *s, int64_t nrows, int nr, int64_t valid, int64
   _mm256_storeu_ps(m, mx0);
   _mm256_storeu_ps(m + 8, mx1);
 }
+
+void dg__attn_rescale_avx2(float *o, int64_t d, const float *alpha) {
+  __m256 a0 = _mm256_loadu_ps(alpha), a1 = _mm256_loadu_ps(alpha + 8);
+  for (int64_t r = 0; r < d; r++) {
+    _mm256_storeu_ps(o + r * 16, _mm256_mul_ps(_mm256_loadu_ps(o + r * 16), a0));
+    _mm256_storeu_ps(o + r * 16 + 8, _mm256_mul_ps(_mm256_loadu_ps(o + r * 16 + 8), a1));
+  }
+}

@@ -320,3 +320,11 @@ void dg__attn_rowstore_avx512(const float *o, int64_t ldo, int rows, const float
     }
   }
 }
+
+void dg__attn_rescale_avx512(float *o, int64_t d, const float *alpha) {
+  __m512 a0 = _mm512_loadu_ps(alpha), a1 = _mm512_loadu_ps(alpha + 16);
+  for (int64_t r = 0; r < d; r++) {
+    _mm512_storeu_ps(o + r * 32, _mm512_mul_ps(_mm512_loadu_ps(o + r * 32), a0));
+    _mm512_storeu_ps(o + r * 32 + 16, _mm512_mul_ps(_mm512_loadu_ps(o + r * 32 + 16), a1));
+  }
+}
