@@ -335,8 +335,8 @@ static void t_layer_norm(dg_engine *e) {
 }
 
 static void t_softmax(dg_engine *e) {
-  int64_t cs[6] = {1, 7, 100, 1000, 77, 4096};
-  for (int it = 0; it < 6; it++) {
+  int64_t cs[8] = {1, 7, 100, 1000, 77, 4096, 128, 129};
+  for (int it = 0; it < 8; it++) {
     int64_t rows = it == 5 ? 6 : rint_(1, 12), c = cs[it], tot = rows * c;
     float amp = it % 2 ? 30.0f : 3.0f;
     float *x = fbuf(tot, amp), *y = fbuf(tot, 1.0f);

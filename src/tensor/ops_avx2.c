@@ -204,9 +204,10 @@ static void v_sums_shifted(const float *x, int64_t n, float k, double s[2]) {
   s[0] = t1, s[1] = t2;
 }
 
-static void v_affine(float *y, const float *x, int64_t n, float m, float a, float b, int silu) {
+static void v_affine(float *y, const float *x, int64_t n, float m, float a, float b, int silu, const float *pf) {
   __m256 vm = _mm256_set1_ps(m), va = _mm256_set1_ps(a), vb = _mm256_set1_ps(b);
   for (int64_t i = 0; i < n; i += W) {
+    if (pf && !(i & 15)) _mm_prefetch((const char *)(pf + i), _MM_HINT_T1); /* a hint: never faults */
     __m256 v = _mm256_fmadd_ps(_mm256_sub_ps(load(x + i, n - i), vm), va, vb);
     if (silu) v = silu8(v);
     store(y + i, n - i, v);
@@ -214,9 +215,10 @@ static void v_affine(float *y, const float *x, int64_t n, float m, float a, floa
 }
 
 static void v_normalize(float *y, const float *x, int64_t n, float mean, float rstd, const float *g,
-                        const float *b) {
+                        const float *b, const float *pf) {
   __m256 vm = _mm256_set1_ps(mean), vr = _mm256_set1_ps(rstd);
   for (int64_t i = 0; i < n; i += W) {
+    if (pf && !(i & 15)) _mm_prefetch((const char *)(pf + i), _MM_HINT_T0);
     __m256 v = _mm256_mul_ps(_mm256_sub_ps(load(x + i, n - i), vm), vr);
     if (g) v = _mm256_mul_ps(v, load(g + i, n - i));
     if (b) v = _mm256_add_ps(v, load(b + i, n - i));
@@ -224,7 +226,48 @@ static void v_normalize(float *y, const float *x, int64_t n, float mean, float r
   }
 }
 
-static void v_softmax(float *y, const float *x, int64_t n) {
+/* Rows of up to 8 vectors (n <= 64) held in registers, R rows at a time to
+ * hide each row's latency (see ops_avx512.c): the same operations in the same
+ * order as the long form, identical results. */
+#define SHORT_R 4
+static void softmax_short(float *y, const float *x, int64_t rows, int64_t n) {
+  __m256 v[SHORT_R][8], ninf = _mm256_set1_ps(-INFINITY);
+  int nv = (int)((n + W - 1) / W);
+  __m256 kl = _mm256_castsi256_ps(tail_mask(n % W ? n % W : W)); /* the last vector's lanes */
+  for (int64_t r0 = 0; r0 < rows; r0 += SHORT_R) {
+    int nr = rows - r0 < SHORT_R ? (int)(rows - r0) : SHORT_R;
+    __m256 vm[SHORT_R], acc[SHORT_R];
+    for (int r = 0; r < nr; r++) {
+      const float *xr = x + (r0 + r) * n; /* (n) */
+      __m256 mx = ninf;
+      for (int q = 0; q < nv; q++) {
+        v[r][q] = load(xr + q * W, n - q * W);
+        if (q == nv - 1) v[r][q] = _mm256_blendv_ps(ninf, v[r][q], kl);
+        mx = _mm256_max_ps(mx, v[r][q]);
+      }
+      float lanes[W], m = -INFINITY;
+      _mm256_storeu_ps(lanes, mx);
+      for (int l = 0; l < W; l++) m = lanes[l] > m ? lanes[l] : m;
+      if (m == -INFINITY) m = 0.0f;
+      vm[r] = _mm256_set1_ps(m);
+      acc[r] = _mm256_setzero_ps();
+    }
+    for (int q = 0; q < nv; q++)
+      for (int r = 0; r < nr; r++) {
+        v[r][q] = exp8(_mm256_sub_ps(v[r][q], vm[r]));
+        if (q == nv - 1) v[r][q] = _mm256_and_ps(v[r][q], kl);
+        acc[r] = _mm256_add_ps(acc[r], v[r][q]);
+      }
+    for (int r = 0; r < nr; r++) {
+      __m256 inv = _mm256_set1_ps((float)(1.0 / hsum_d(acc[r])));
+      float *yr = y + (r0 + r) * n;
+      for (int q = 0; q < nv; q++) store(yr + q * W, n - q * W, _mm256_mul_ps(v[r][q], inv));
+    }
+  }
+}
+
+/* Long rows: max pass, exp pass (the next row's x lines prefetched meanwhile), scale pass. */
+static void softmax_long(float *y, const float *x, int64_t n) {
   __m256 ninf = _mm256_set1_ps(-INFINITY), mx = ninf;
   for (int64_t i = 0; i < n; i += W) {
     __m256 v = load(x + i, n - i);
@@ -241,6 +284,7 @@ static void v_softmax(float *y, const float *x, int64_t n) {
     int64_t e = n - i < BLOCK ? n : i + BLOCK;
     __m256 acc = _mm256_setzero_ps();
     for (int64_t j = i; j < e; j += W) {
+      if (!((j - i) & 15)) _mm_prefetch((const char *)(x + n + j), _MM_HINT_T0); /* a hint: never faults */
       __m256 v = exp8(_mm256_sub_ps(load(x + j, e - j), vm));
       if (e - j < W) v = _mm256_and_ps(v, _mm256_castsi256_ps(tail_mask(e - j)));
       acc = _mm256_add_ps(acc, v);
@@ -250,6 +294,13 @@ static void v_softmax(float *y, const float *x, int64_t n) {
   }
   __m256 inv = _mm256_set1_ps((float)(1.0 / sum));
   for (int64_t i = 0; i < n; i += W) store(y + i, n - i, _mm256_mul_ps(load(y + i, n - i), inv));
+}
+
+static void v_softmax(float *y, const float *x, int64_t rows, int64_t n) {
+  if (n <= 8 * W)
+    softmax_short(y, x, rows, n);
+  else
+    for (int64_t r = 0; r < rows; r++) softmax_long(y + r * n, x + r * n, n);
 }
 
 static void v_unary(dg__unary_op op, float *y, const float *x, int64_t n) {

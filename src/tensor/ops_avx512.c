@@ -227,10 +227,11 @@ static void v_sums_shifted(const float *x, int64_t n, float k, double s[2]) {
   s[0] = t1, s[1] = t2;
 }
 
-static void v_affine(float *y, const float *x, int64_t n, float m, float a, float b, int silu) {
+static void v_affine(float *y, const float *x, int64_t n, float m, float a, float b, int silu, const float *pf) {
   __m512 vm = _mm512_set1_ps(m), va = _mm512_set1_ps(a), vb = _mm512_set1_ps(b);
   for (int64_t i = 0; i < n; i += W) {
     __mmask16 k = n - i >= W ? (__mmask16)0xffff : tail_mask(n - i);
+    if (pf) _mm_prefetch((const char *)(pf + i), _MM_HINT_T1); /* a hint: never faults */
     __m512 v = _mm512_fmadd_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), vm), va, vb);
     if (silu) v = silu16(v);
     _mm512_mask_storeu_ps(y + i, k, v);
@@ -238,10 +239,11 @@ static void v_affine(float *y, const float *x, int64_t n, float m, float a, floa
 }
 
 static void v_normalize(float *y, const float *x, int64_t n, float mean, float rstd, const float *g,
-                        const float *b) {
+                        const float *b, const float *pf) {
   __m512 vm = _mm512_set1_ps(mean), vr = _mm512_set1_ps(rstd);
   for (int64_t i = 0; i < n; i += W) {
     __mmask16 k = n - i >= W ? (__mmask16)0xffff : tail_mask(n - i);
+    if (pf) _mm_prefetch((const char *)(pf + i), _MM_HINT_T0);
     __m512 v = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), vm), vr);
     if (g) v = _mm512_mul_ps(v, _mm512_maskz_loadu_ps(k, g + i));
     if (b) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(k, b + i));
@@ -249,7 +251,48 @@ static void v_normalize(float *y, const float *x, int64_t n, float mean, float r
   }
 }
 
-static void v_softmax(float *y, const float *x, int64_t n) {
+/* Rows of up to 8 vectors (n <= 128) held in registers, R rows at a time
+ * (each row is a long dependency chain: max, reduce, exp, sum, reduce, divide;
+ * interleaving R independent rows hides the latency).  Same operations in the
+ * same order as the long form below (max, exp(x - max) with the sum in one f32
+ * accumulator, 1 / sum in double), so the results are identical. */
+#define SHORT_R 4
+static void softmax_short(float *y, const float *x, int64_t rows, int64_t n) {
+  __m512 v[SHORT_R][8], ninf = _mm512_set1_ps(-INFINITY);
+  int nv = (int)((n + W - 1) / W);
+  __mmask16 kl = n % W ? tail_mask(n % W) : (__mmask16)0xffff; /* the last vector's lanes */
+  for (int64_t r0 = 0; r0 < rows; r0 += SHORT_R) {
+    int nr = rows - r0 < SHORT_R ? (int)(rows - r0) : SHORT_R;
+    __m512 vm[SHORT_R], acc[SHORT_R];
+    for (int r = 0; r < nr; r++) {
+      const float *xr = x + (r0 + r) * n; /* (n) */
+      __m512 mx = ninf;
+      for (int q = 0; q < nv; q++) {
+        v[r][q] = _mm512_mask_loadu_ps(ninf, q == nv - 1 ? kl : (__mmask16)0xffff, xr + q * W);
+        mx = _mm512_max_ps(mx, v[r][q]);
+      }
+      float m = _mm512_reduce_max_ps(mx);
+      if (m == -INFINITY) m = 0.0f;
+      vm[r] = _mm512_set1_ps(m);
+      acc[r] = _mm512_setzero_ps();
+    }
+    for (int q = 0; q < nv; q++)
+      for (int r = 0; r < nr; r++) {
+        v[r][q] = _mm512_maskz_mov_ps(q == nv - 1 ? kl : (__mmask16)0xffff, exp16(_mm512_sub_ps(v[r][q], vm[r])));
+        acc[r] = _mm512_add_ps(acc[r], v[r][q]);
+      }
+    for (int r = 0; r < nr; r++) {
+      __m512 inv = _mm512_set1_ps((float)(1.0 / hsum_d(acc[r])));
+      float *yr = y + (r0 + r) * n;
+      for (int q = 0; q < nv; q++)
+        _mm512_mask_storeu_ps(yr + q * W, q == nv - 1 ? kl : (__mmask16)0xffff, _mm512_mul_ps(v[r][q], inv));
+    }
+  }
+}
+
+/* Long rows: max pass, exp pass (storing exp into y, the next row's x lines
+ * prefetched meanwhile: rows are contiguous in the callers), scale pass over y in L1/L2. */
+static void softmax_long(float *y, const float *x, int64_t n) {
   __m512 mx = _mm512_set1_ps(-INFINITY);
   for (int64_t i = 0; i < n; i += W) {
     __mmask16 k = n - i >= W ? (__mmask16)0xffff : tail_mask(n - i);
@@ -264,6 +307,7 @@ static void v_softmax(float *y, const float *x, int64_t n) {
     __m512 acc = _mm512_setzero_ps();
     for (int64_t j = i; j < e; j += W) {
       __mmask16 k = e - j >= W ? (__mmask16)0xffff : tail_mask(e - j);
+      _mm_prefetch((const char *)(x + n + j), _MM_HINT_T0); /* a hint: never faults */
       __m512 v = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + j), vm));
       v = _mm512_maskz_mov_ps(k, v);
       acc = _mm512_add_ps(acc, v);
@@ -276,6 +320,13 @@ static void v_softmax(float *y, const float *x, int64_t n) {
     __mmask16 k = n - i >= W ? (__mmask16)0xffff : tail_mask(n - i);
     _mm512_mask_storeu_ps(y + i, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, y + i), inv));
   }
+}
+
+static void v_softmax(float *y, const float *x, int64_t rows, int64_t n) {
+  if (n <= 8 * W)
+    softmax_short(y, x, rows, n);
+  else
+    for (int64_t r = 0; r < rows; r++) softmax_long(y + r * n, x + r * n, n);
 }
 
 static void v_unary(dg__unary_op op, float *y, const float *x, int64_t n) {

@@ -196,7 +196,8 @@ static void g_gelu_ch(float *v) {
   for (int i = 0; i < CH; i++) v[i] = 0.5f * v[i] * e[i];
 }
 
-static void g_affine(float *y, const float *x, int64_t n, float m, float a, float b, int silu) {
+static void g_affine(float *y, const float *x, int64_t n, float m, float a, float b, int silu, const float *pf) {
+  (void)pf;
   if (silu) {
     float v[CH];
     for (int64_t i = 0; i < n; i += CH) {
@@ -212,7 +213,8 @@ static void g_affine(float *y, const float *x, int64_t n, float m, float a, floa
 }
 
 static void g_normalize(float *y, const float *x, int64_t n, float mean, float rstd, const float *g,
-                        const float *b) {
+                        const float *b, const float *pf) {
+  (void)pf;
   for (int64_t i = 0; i < n; i++) {
     float v = (x[i] - mean) * rstd;
     if (g) v *= g[i];
@@ -221,7 +223,7 @@ static void g_normalize(float *y, const float *x, int64_t n, float mean, float r
   }
 }
 
-static void g_softmax(float *y, const float *x, int64_t n) {
+static void g_softmax_row(float *y, const float *x, int64_t n) {
   float mx = -INFINITY;
   for (int64_t i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;
   if (mx == -INFINITY) mx = 0.0f; /* fully masked row: sum 0 -> NaN, as torch */
@@ -239,6 +241,10 @@ static void g_softmax(float *y, const float *x, int64_t n) {
   }
   float inv = (float)(1.0 / sum);
   for (int64_t i = 0; i < n; i++) y[i] *= inv;
+}
+
+static void g_softmax(float *y, const float *x, int64_t rows, int64_t n) {
+  for (int64_t r = 0; r < rows; r++) g_softmax_row(y + r * n, x + r * n, n);
 }
 
 static void g_unary(dg__unary_op op, float *y, const float *x, int64_t n) {
@@ -313,7 +319,7 @@ static void gn_range(void *arg, int64_t begin, int64_t end, int ti) {
   const gn_job *j = arg;
   const dg__gn_args *a = j->a;
   (void)ti;
-  int64_t cpg = a->c / a->g, len = cpg * a->s;
+  int64_t cpg = a->c / a->g, len = cpg * a->s, units = a->n * a->g;
   for (int64_t u = begin; u < end; u++) {
     int64_t n = u / a->g, g = u % a->g;
     const float *x = a->x + (n * a->c + g * cpg) * a->s; /* (cpg, s) */
@@ -335,8 +341,10 @@ static void gn_range(void *arg, int64_t begin, int64_t end, int ti) {
       double sc = rstd * gm;
       /* (x - fm) * sc + bt', with bt' correcting for the f32 rounding of the mean */
       float fm = (float)mean;
+      /* the next group (contiguous) is fetched while this one is written */
+      const float *pf = u + 1 < units ? x + len + c * a->s : NULL;
       j->k->affine(y + c * a->s, x + c * a->s, a->s, fm, (float)sc, (float)(bt + ((double)fm - mean) * sc),
-                   a->silu);
+                   a->silu, pf);
     }
   }
 }
@@ -383,7 +391,8 @@ static void ln_row(const dg__vec_kernels *k, const dg__ln_args *a, int64_t r, co
   double dm = mean - (double)(float)mean;
   var -= dm * dm;
   if (var < 0.0) var = 0.0;
-  k->normalize(y, x, a->c, (float)mean, (float)(1.0 / sqrt(var + (double)a->eps)), g, b);
+  const float *pf = r + 1 < a->rows ? x + a->c : NULL; /* the next row */
+  k->normalize(y, x, a->c, (float)mean, (float)(1.0 / sqrt(var + (double)a->eps)), g, b, pf);
 }
 
 static void ln_range(void *arg, int64_t begin, int64_t end, int ti) {
@@ -420,7 +429,7 @@ typedef struct rows_job {
 static void softmax_range(void *arg, int64_t begin, int64_t end, int ti) {
   const rows_job *j = arg;
   (void)ti;
-  for (int64_t r = begin; r < end; r++) j->k->softmax(j->y + r * j->c, j->x + r * j->c, j->c);
+  j->k->softmax(j->y + begin * j->c, j->x + begin * j->c, end - begin, j->c);
 }
 
 void dg__softmax_fast(dg_engine *e, float *y, const float *x, int64_t rows, int64_t c) {

@@ -75,12 +75,13 @@ typedef struct dg__vec_kernels {
   double (*sum_sq_dev)(const float *x, int64_t n, float mean); /* sum (x - mean)^2 */
   /* one pass: s[0] = sum (x - k), s[1] = sum (x - k)^2 */
   void (*sums_shifted)(const float *x, int64_t n, float k, double s[2]);
-  /* y = (x - m) * a + b, then SiLU when silu */
-  void (*affine)(float *y, const float *x, int64_t n, float m, float a, float b, int silu);
-  /* y = (x - mean) * rstd * g + b; g, b (n) F32 or NULL */
+  /* y = (x - m) * a + b, then SiLU when silu.  pf (n) or NULL: data the caller
+   * reads next (the next group), prefetched into L2 meanwhile (a hint only) */
+  void (*affine)(float *y, const float *x, int64_t n, float m, float a, float b, int silu, const float *pf);
+  /* y = (x - mean) * rstd * g + b; g, b (n) F32 or NULL; pf (n) or NULL: prefetched into L1 meanwhile */
   void (*normalize)(float *y, const float *x, int64_t n, float mean, float rstd, const float *g,
-                    const float *b);
-  void (*softmax)(float *y, const float *x, int64_t n);
+                    const float *b, const float *pf);
+  void (*softmax)(float *y, const float *x, int64_t rows, int64_t n); /* over each row of (rows, n) */
   void (*unary)(dg__unary_op op, float *y, const float *x, int64_t n);
   void (*binary_vec)(dg__binary_op op, float *y, const float *a, const float *b, int64_t n);
   void (*binary_scalar)(dg__binary_op op, float *y, const float *a, float s, int64_t n);
