@@ -362,6 +362,9 @@ static void test_all_ukernels(void) {
       test_ukernel(e, uks[i], 64, 64, 64, wts[t], 1, 1.0f);  /* whole tiles only */
       test_ukernel(e, uks[i], 20, 2100, 40, wts[t], 0, 1.0f); /* several K blocks for bf16 too */
     }
+  /* rows per thread too many for one A block: row blocks, B packed a whole block ahead
+   * (smaller M packs B panels just before use), K blocks accumulating */
+  for (int i = 0; i < nk; i++) test_ukernel(e, uks[i], 2000, 1500, 40, DG_DTYPE_F16, 1, 1.0f);
   dg_engine_free(e);
 }
 

@@ -349,6 +349,8 @@ typedef struct gemm_job {
   const dg__gemm *g;
   int split_m;            /* threads split rows (else columns) */
   int64_t kcb, mcb, ncb;  /* block sizes: K (elements), M, N */
+  int64_t jit_rows;       /* a thread with at most this many rows packs all of them as one A
+                           * block and B panels just before use (0: never) */
   size_t a_bytes, b_bytes;
   dg_engine *e;
   atomic_int failed;      /* set by a thread whose scratch allocation failed */
@@ -388,6 +390,21 @@ static const float *bias_f32(const void *b, dg_dtype t, int64_t n, float *buf) {
 }
 
 /* Block size (a multiple of unit, at most maxb) that splits n into equal blocks. */
+/* B panels for columns [j0, j0 + n) over k in [k0, k0 + kc), consecutive at dst. */
+static void pack_b_cols(const dg__ukernel *uk, const dg__opnd *o, int64_t j0, int64_t n, int64_t k0, int64_t kc,
+                        char *dst, size_t bpan) {
+  const int NR = uk->nr;
+  if (o->kind == DG__OPND_IM2COL)
+    pack_b_im2col_block(uk, o, j0, n, k0, kc, dst, bpan);
+  else
+    for (int64_t jr = 0; jr < n; jr += NR)
+      dg__pack_panel(uk, o, 0, NR, j0 + jr, n - jr < NR ? n - jr : NR, k0, kc, dst + (size_t)(jr / NR) * bpan);
+}
+
+#ifndef JIT
+#define JIT 1
+#endif
+
 static int64_t balanced(int64_t n, int64_t unit, int64_t maxb) {
   int64_t units = (n + unit - 1) / unit, maxu = maxb / unit > 0 ? maxb / unit : 1;
   int64_t nb = (units + maxu - 1) / maxu;
@@ -422,8 +439,14 @@ static void gemm_task(void *arg, int64_t u0, int64_t u1, int ti) {
   const float *rbias = g->row_bias ? bias_f32(g->row_bias, g->bias_dtype, g->m, bbuf) : NULL;
   const float *cbias = g->col_bias ? bias_f32(g->col_bias, g->bias_dtype, g->n, bbuf + g->m) : NULL;
   /* Blocks of equal size (in whole panels) over this thread's share: no short
-   * last row block that streams the whole B block for a panel or two. */
-  int64_t mcb = balanced(r1 - r0, MR, jb->mcb), ncb = balanced(c1 - c0, NR, jb->ncb);
+   * last row block that streams the whole B block for a panel or two.
+   * "jit": all of the thread's rows fit one A block (in L2), so each B panel
+   * (im2col: a few) is packed right before its only use instead of the whole
+   * NC x KC block up front (MBs, i.e. written to L3 and read back), and the
+   * column block is the thread's whole share (A is packed once per K block). */
+  int jit = jb->jit_rows > 0 && r1 - r0 <= jb->jit_rows;
+  int64_t mcb = jit ? r1 - r0 : balanced(r1 - r0, MR, jb->mcb);
+  int64_t ncb = jit ? c1 - c0 : balanced(c1 - c0, NR, jb->ncb);
   for (int64_t jc = c0; jc < c1; jc += ncb) {
     int64_t nc = c1 - jc < ncb ? c1 - jc : ncb;
     for (int64_t pc = 0; pc < g->k; pc += jb->kcb) {
@@ -431,32 +454,42 @@ static void gemm_task(void *arg, int64_t u0, int64_t u1, int ti) {
       int64_t ksteps = dg__ksteps(uk, kc);
       size_t bpan = dg__panel_bytes(uk, NR, kc), apan = dg__panel_bytes(uk, MR, kc);
       int first = pc == 0;
-      if (g->b.kind == DG__OPND_IM2COL)
-        pack_b_im2col_block(uk, &g->b, jc, nc, pc, kc, bp, bpan);
-      else
-        for (int64_t jr = 0; jr < nc; jr += NR)
-          dg__pack_panel(uk, &g->b, 0, NR, jc + jr, nc - jr < NR ? nc - jr : NR, pc, kc,
-                         bp + (size_t)(jr / NR) * bpan);
+      /* columns packed at a time: the block, or (jit) one panel / an im2col group of <= 512 KiB */
+      int64_t jq_n = nc;
+      if (jit) {
+        jq_n = NR;
+        if (g->b.kind == DG__OPND_IM2COL) {
+          int64_t cols = (int64_t)(512 * 1024 / bpan) * NR;
+          jq_n = cols < 2 * NR ? 2 * NR : cols > GROUP_COLS ? GROUP_COLS : cols;
+          if (jq_n > jb->ncb) jq_n = jb->ncb;
+        }
+      }
       for (int64_t ic = r0; ic < r1; ic += mcb) {
         int64_t mc = r1 - ic < mcb ? r1 - ic : mcb;
+        if (!jit && ic == r0) pack_b_cols(uk, &g->b, jc, nc, pc, kc, bp, bpan);
         for (int64_t ir = 0; ir < mc; ir += MR)
           dg__pack_panel(uk, &g->a, 1, MR, ic + ir, mc - ir < MR ? mc - ir : MR, pc, kc,
                          ap + (size_t)(ir / MR) * apan);
-        for (int64_t jr = 0; jr < nc; jr += NR) {
-          int64_t j0 = jc + jr, ncols = nc - jr < NR ? nc - jr : NR;
-          const char *bpj = bp + (size_t)(jr / NR) * bpan;
-          int64_t jin = j0 % g->jdiv;
-          int col_direct = ncols == NR && jin + NR <= g->jdiv;
-          float *cbase = g->c + (j0 / g->jdiv) * g->cimg + jin;
-          for (int64_t ir = 0; ir < mc; ir += MR) {
-            int64_t i0 = ic + ir, mr = mc - ir < MR ? mc - ir : MR;
-            const char *api = ap + (size_t)(ir / MR) * apan;
-            if (col_direct && mr == MR) {
-              const float *rb = first && rbias ? rbias + i0 : NULL, *cb = first && cbias ? cbias + j0 : NULL;
-              uk->fn(ksteps, api, bpj, cbase + i0 * g->ldc, g->ldc, !first, rb, cb);
-            } else {
-              uk->fn(ksteps, api, bpj, tmp, NR, 0, NULL, NULL);
-              store_tile(g, rbias, cbias, tmp, NR, i0, j0, mr, ncols, first);
+        for (int64_t jq = 0; jq < nc; jq += jq_n) {
+          int64_t qn = nc - jq < jq_n ? nc - jq : jq_n;
+          const char *bq = bp + (jit ? 0 : (size_t)(jq / NR) * bpan);
+          if (jit) pack_b_cols(uk, &g->b, jc + jq, qn, pc, kc, bp, bpan);
+          for (int64_t jr = jq; jr < jq + qn; jr += NR) {
+            int64_t j0 = jc + jr, ncols = nc - jr < NR ? nc - jr : NR;
+            const char *bpj = bq + (size_t)((jr - jq) / NR) * bpan;
+            int64_t jin = j0 % g->jdiv;
+            int col_direct = ncols == NR && jin + NR <= g->jdiv;
+            float *cbase = g->c + (j0 / g->jdiv) * g->cimg + jin;
+            for (int64_t ir = 0; ir < mc; ir += MR) {
+              int64_t i0 = ic + ir, mr = mc - ir < MR ? mc - ir : MR;
+              const char *api = ap + (size_t)(ir / MR) * apan;
+              if (col_direct && mr == MR) {
+                const float *rb = first && rbias ? rbias + i0 : NULL, *cb = first && cbias ? cbias + j0 : NULL;
+                uk->fn(ksteps, api, bpj, cbase + i0 * g->ldc, g->ldc, !first, rb, cb);
+              } else {
+                uk->fn(ksteps, api, bpj, tmp, NR, 0, NULL, NULL);
+                store_tile(g, rbias, cbias, tmp, NR, i0, j0, mr, ncols, first);
+              }
             }
           }
         }
@@ -499,7 +532,12 @@ dg_status dg__gemm_run(dg_engine *e, const dg__ukernel *uk, const dg__gemm *g) {
   jb.ncb = (int64_t)uk->nr * 64;
   if (jb.mcb > g->m) jb.mcb = (g->m + uk->mr - 1) / uk->mr * uk->mr;
   if (jb.ncb > g->n) jb.ncb = (g->n + uk->nr - 1) / uk->nr * uk->nr;
-  jb.a_bytes = (dg__panel_bytes(uk, uk->mr, jb.kcb) * (size_t)(jb.mcb / uk->mr) + 63) / 64 * 64;
+  /* jit when a thread's rows (the split's largest chunk, at most) as one A block take <= 1.25 MiB */
+  int64_t tpan = jb.split_m ? (mu + nt - 1) / nt : mu;
+  size_t apan_max = dg__panel_bytes(uk, uk->mr, jb.kcb);
+  if (JIT && (size_t)tpan * apan_max <= (size_t)1280 * 1024) jb.jit_rows = tpan * uk->mr;
+  int64_t apanels = jb.jit_rows / uk->mr > jb.mcb / uk->mr ? jb.jit_rows / uk->mr : jb.mcb / uk->mr;
+  jb.a_bytes = (apan_max * (size_t)apanels + 63) / 64 * 64;
   jb.b_bytes = dg__panel_bytes(uk, uk->nr, jb.kcb) * (size_t)(jb.ncb / uk->nr);
   dg_engine_parallel(e, jb.split_m ? mu : nu, gemm_task, &jb);
   return atomic_load(&jb.failed) ? DG_STATUS_ERR_NOMEM : DG_STATUS_OK;
