@@ -181,11 +181,16 @@ static void attn_task(void *arg, int64_t t0, int64_t t1, int ti) {
 /* Packs of every head at once (and tasks over all heads) while they take at most this. */
 #define ATTN_ALL_HEADS_BYTES ((size_t)1 << 20)
 
-/* ---- short key sequences, AVX-512 f32 (dg__attn_short_avx512) -------------- */
+/* ---- short key sequences, f32 (dg__attn_short_avx512 / _avx2) -------------- */
 
 #define SHORT_QB 32 /* queries per task (x every head) */
 
+typedef void (*short_fn)(const float *q, int64_t ldq, const float *kt, const float *vp, int64_t lk, int64_t d,
+                         int64_t q0, int64_t rows, int causal, float *p, float *inv, float *y, int64_t ldy);
+
 typedef struct short_job {
+  short_fn fn;
+  int w;                    /* vector width: ldk, ldv are multiples of it */
   dg_engine *e;
   int64_t lq, lk, c, d, h, ldk, ldv;
   int causal;
@@ -228,18 +233,20 @@ static void short_task(void *arg, int64_t t0, int64_t t1, int ti) {
     int64_t q0 = t * SHORT_QB, rows = j->lq - q0 < SHORT_QB ? j->lq - q0 : SHORT_QB;
     for (int64_t hh = 0; hh < j->h; hh++) {
       /* (software prefetch of q / y measured no gain here: the loads overlap the FMAs) */
-      dg__attn_short_avx512(j->q + q0 * j->c + hh * j->d, j->c, j->kt + (size_t)hh * j->khead,
+      j->fn(j->q + q0 * j->c + hh * j->d, j->c, j->kt + (size_t)hh * j->khead,
                             j->vp + (size_t)hh * j->vhead, j->lk, j->d, q0, rows, j->causal, p, inv,
                             j->y + q0 * j->c + hh * j->d, j->c);
     }
   }
 }
 
-static dg_status attention_short(dg_engine *e, dg_tensor *y, const dg_tensor *q, const dg_tensor *k,
-                                 const dg_tensor *v, int n_heads, int causal, float qscale) {
+static dg_status attention_short(dg_engine *e, short_fn fn, int w, dg_tensor *y, const dg_tensor *q,
+                                 const dg_tensor *k, const dg_tensor *v, int n_heads, int causal, float qscale) {
   short_job j;
   memset(&j, 0, sizeof j);
   atomic_init(&j.failed, 0);
+  j.fn = fn;
+  j.w = w;
   j.e = e;
   int64_t nb = q->shape[0];
   j.lq = q->shape[1];
@@ -249,8 +256,8 @@ static dg_status attention_short(dg_engine *e, dg_tensor *y, const dg_tensor *q,
   j.d = j.c / n_heads;
   j.causal = causal != 0;
   j.qscale = qscale;
-  j.ldk = (j.lk + 15) / 16 * 16;
-  j.ldv = (j.d + 15) / 16 * 16;
+  j.ldk = (j.lk + w - 1) / w * w;
+  j.ldv = (j.d + w - 1) / w * w;
   j.khead = (size_t)(j.d * j.ldk + 15) / 16 * 16;
   j.vhead = (size_t)(j.lk * j.ldv);
   j.shared = (j.khead + j.vhead) * (size_t)n_heads * sizeof(float);
@@ -415,12 +422,16 @@ static dg_status attention_rows(dg_engine *e, const dg__ukernel *uk, dg_tensor *
 dg_status dg__attention_flash(dg_engine *e, dg_tensor *y, const dg_tensor *q, const dg_tensor *k,
                               const dg_tensor *v, int n_heads, int causal, float scale) {
   const dg__ukernel *uk = dg__ukernel_for(dg_engine_isa(e), dg_engine_precision(e));
-  if (dg_engine_isa(e) == DG_ISA_AVX512 && k->shape[1] <= 128 && q->shape[2] / n_heads <= 256 &&
+  dg_isa isa = dg_engine_isa(e);
+  if ((isa == DG_ISA_AVX512 || isa == DG_ISA_AVX2) && k->shape[1] <= 128 && q->shape[2] / n_heads <= 256 &&
       q->shape[1] > 0 && q->shape[2] > 0) {
     double sc = scale > 0.0f ? (double)scale : 1.0 / sqrt((double)(q->shape[2] / n_heads));
     float qs = (float)sc * LOG2E;
-    if (!uk->bf16) return attention_short(e, y, q, k, v, n_heads, causal, qs);
-    if (uk->pack_a_rowmajor && uk->mr == 32 && uk->nr == 32)
+    if (isa == DG_ISA_AVX2 && !uk->bf16)
+      return attention_short(e, dg__attn_short_avx2, 8, y, q, k, v, n_heads, causal, qs);
+    if (isa == DG_ISA_AVX512 && !uk->bf16)
+      return attention_short(e, dg__attn_short_avx512, 16, y, q, k, v, n_heads, causal, qs);
+    if (isa == DG_ISA_AVX512 && uk->pack_a_rowmajor && uk->mr == 32 && uk->nr == 32)
       return attention_rows(e, uk, y, q, k, v, n_heads, causal, qs);
   }
   attn_job j;

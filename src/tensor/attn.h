@@ -61,4 +61,9 @@ void dg__attn_rowstore_avx512(const float *o, int64_t ldo, int rows, const float
 void dg__attn_rescale_avx512(float *o, int64_t d, const float *alpha);
 void dg__attn_rescale_avx2(float *o, int64_t d, const float *alpha);
 
+/* The same with AVX2 + FMA: ldk = 8 * ceil(Lk / 8), ldv = 8 * ceil(D / 8); any Lk, D
+ * (the caller keeps Lk short: p holds whole score rows). */
+void dg__attn_short_avx2(const float *q, int64_t ldq, const float *kt, const float *vp, int64_t lk, int64_t d,
+                         int64_t q0, int64_t rows, int causal, float *p, float *inv, float *y, int64_t ldy);
+
 #endif
