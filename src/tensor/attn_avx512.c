@@ -299,7 +299,9 @@ void dg__attn_rowsoftmax_bf16_avx512(const float *s, int64_t lds, int rows, int6
       __mmask16 vis1 = l1 >= 16 ? (__mmask16)0xffff
                                 : _mm512_cmp_epi32_mask(lane, _mm512_set1_epi32((int)(l1 > 0 ? l1 : 0)), _MM_CMPINT_LT);
       __m512 e0 = _mm512_maskz_mov_ps(vis0, exp2_ps_bf16(_mm512_sub_ps(_mm512_maskz_loadu_ps(vis0, sr + 16 * v), m)));
-      __m512 e1 = _mm512_maskz_mov_ps(vis1, exp2_ps_bf16(_mm512_sub_ps(_mm512_maskz_loadu_ps(vis1, sr + 16 * v + 16), m)));
+      __m512 e1 = _mm512_setzero_ps(); /* past the last vector of keys: no exp */
+      if (v + 1 < nv)
+        e1 = _mm512_maskz_mov_ps(vis1, exp2_ps_bf16(_mm512_sub_ps(_mm512_maskz_loadu_ps(vis1, sr + 16 * v + 16), m)));
       sum = _mm512_add_ps(sum, _mm512_add_ps(e0, e1));
       _mm512_storeu_si512(pr + 16 * v, (__m512i)_mm512_cvtne2ps_pbh(e1, e0));
     }
