@@ -137,11 +137,32 @@ void dg__pack_ik_avx512(const dg__opnd *o, int R, int bf16, int64_t i0, int64_t 
       int kn = kc - kb < 16 ? (int)(kc - kb) : 16; /* valid k (may be <= 0 on the pad step) */
       if (kn < 0) kn = 0;
       __m512 v[16];
+      if (gr == 16 && kn == 16 && o->scale == 1.0f) { /* whole block: straight-line loads, one branch */
+        const int64_t off = (i0 + g) * o->ld + k0 + kb, ld = o->ld;
+        switch (o->dtype) {
+          case DG_DTYPE_F16:
 #pragma GCC unroll 16
-      for (int r = 0; r < 16; r++) {
-        v[r] = r < gr && kn > 0 ? load16(o->data, o->dtype, (i0 + g + r) * o->ld + k0 + kb, kn)
-                                : _mm512_setzero_ps();
-        if (o->scale != 1.0f) v[r] = _mm512_mul_ps(v[r], sc);
+            for (int r = 0; r < 16; r++)
+              v[r] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const uint16_t *)o->data + off + r * ld)));
+            break;
+          case DG_DTYPE_BF16:
+#pragma GCC unroll 16
+            for (int r = 0; r < 16; r++)
+              v[r] = _mm512_castsi512_ps(_mm512_slli_epi32(
+                  _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)((const uint16_t *)o->data + off + r * ld))),
+                  16));
+            break;
+          default:
+#pragma GCC unroll 16
+            for (int r = 0; r < 16; r++) v[r] = _mm512_loadu_ps((const float *)o->data + off + r * ld);
+        }
+      } else {
+#pragma GCC unroll 16
+        for (int r = 0; r < 16; r++) {
+          v[r] = r < gr && kn > 0 ? load16(o->data, o->dtype, (i0 + g + r) * o->ld + k0 + kb, kn)
+                                  : _mm512_setzero_ps();
+          if (o->scale != 1.0f) v[r] = _mm512_mul_ps(v[r], sc);
+        }
       }
       TRANSPOSE16(v); /* v[kk] = rows g.. at k = kb + kk */
       int kend = kpad - kb < 16 ? (int)(kpad - kb) : 16;
