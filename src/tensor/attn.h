@@ -8,7 +8,17 @@
  *   O^T (D, NR)  = O^T * 2^(m-m') + V^T_blk (D, Bk) . P^T (Bk, NR)   micro-kernel
  * Queries are columns, so the softmax statistics are plain vector ops across
  * rows, and P^T is produced directly in the packed B layout of the second
- * product.  Only Bk x NR scores exist at a time. */
+ * product.  Only Bk x NR scores exist at a time.  When the packs of every head
+ * of a batch fit in 1 MiB they are made at once and a task takes NR queries x
+ * every head (whole rows of q and y per task); otherwise one head at a time.
+ *
+ * Short key sequences (Lk <= 128: text cross attention, CLIP, small self
+ * attention) need no online softmax and are dominated by moving q and y, so
+ * with AVX2 / AVX-512 they take other paths with queries as rows (no
+ * transposes of Q or O, y written in place):
+ *   f32:  dg__attn_short_avx512 / _avx2, register tiles broadcasting q;
+ *   bf16 on AMX: the AMX micro-kernel with Q as a row-major A panel, P rows
+ *         (dg__attn_rowsoftmax_bf16_avx512) as the A panel of P . V. */
 #ifndef DG_TENSOR_ATTN_H
 #define DG_TENSOR_ATTN_H
 
