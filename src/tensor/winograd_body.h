@@ -9,7 +9,7 @@
 
 #define WG_RUN 64 /* tiles handled together by the output transform */
 #define UCB 32    /* input channels per filter-transform buffer */
-#define SMAX (4 * 32 + 8)
+#define SMAX (4 * 32 + 72) /* a row of patches (4 L + 2) and the widest vector over-read */
 
 typedef dg__wg wg;
 
@@ -126,23 +126,115 @@ static void u_task(void *arg, int64_t p0, int64_t p1, int ti) {
 /* ---- Input transform: V = B^T d B -------------------------------------------- */
 
 /* Row i of the patches of a run of tiles: input row yy, columns xs .. xs + S - 1 (zero outside). */
-static void load_row(const wg *g, const float *plane, int64_t yy, int64_t xs, int S, float *dst) {
-  if (yy < 0 || yy >= g->h) {
-    memset(dst, 0, (size_t)S * sizeof *dst);
-    return;
+static void load_row(const wg *g, const float *plane, int64_t yy, int64_t xs, int S, float *restrict dst) {
+  /* one select per column, vectorised at the width the transform then reads
+   * with (a memcpy at an odd offset would defeat store-to-load forwarding) */
+  const float *restrict row = plane + yy * g->w;
+  const int64_t w = g->w;
+  for (int x = 0; x < S; x++) {
+    int64_t sx = xs + x;
+    dst[x] = (sx >= 0 && sx < w) ? row[sx] : 0.0f;
   }
-  const float *row = plane + yy * g->w;
-  int lo = xs < 0 ? (int)-xs : 0;
-  int hi = g->w - xs < S ? (int)(g->w - xs) : S;
-  if (hi < lo) hi = lo;
-  for (int x = 0; x < lo; x++) dst[x] = 0.0f;
-  if (hi > lo) memcpy(dst + lo, row + xs + lo, (size_t)(hi - lo) * sizeof *dst);
-  for (int x = hi; x < S; x++) dst[x] = 0.0f;
 }
 
 /* Horizontal input transforms of one row v of S = m L + 2 values (already
- * combined vertically) for L tiles: the row is split into its m phases first,
- * so that the arithmetic runs on contiguous arrays (vectorised). */
+ * combined vertically) for L <= 32 tiles.  v is readable (initialised) up to
+ * SMAX values.  AVX-512: the row's m phases come out of lane permutes;
+ * otherwise the row is split into phase arrays first so that the arithmetic
+ * runs on contiguous arrays. */
+#if defined(__AVX512F__)
+#include <immintrin.h>
+
+/* lanes 0-7: v[4i + c0], lanes 8-15: v[4i + c0 + 1] (i < 8) of the 32 values (a, b) */
+static inline void phases4(const float *v, __m512 *p0, __m512 *p1, __m512 *p2, __m512 *p3) {
+  const __m512i i01 = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 1, 5, 9, 13, 17, 21, 25, 29);
+  const __m512i i23 = _mm512_setr_epi32(2, 6, 10, 14, 18, 22, 26, 30, 3, 7, 11, 15, 19, 23, 27, 31);
+  __m512 a = _mm512_loadu_ps(v), b = _mm512_loadu_ps(v + 16), c = _mm512_loadu_ps(v + 32),
+         d = _mm512_loadu_ps(v + 48);
+  __m512 t0 = _mm512_permutex2var_ps(a, i01, b), t1 = _mm512_permutex2var_ps(c, i01, d);
+  __m512 t2 = _mm512_permutex2var_ps(a, i23, b), t3 = _mm512_permutex2var_ps(c, i23, d);
+  *p0 = _mm512_shuffle_f32x4(t0, t1, 0x44);
+  *p1 = _mm512_shuffle_f32x4(t0, t1, 0xee);
+  *p2 = _mm512_shuffle_f32x4(t2, t3, 0x44);
+  *p3 = _mm512_shuffle_f32x4(t2, t3, 0xee);
+}
+
+/* Fused input transform of L <= 32 tiles: rows[i] points at the first tile's
+ * column in padded input row i (readable 64 values past the tiles).  Phases,
+ * vertical and horizontal combinations stay in registers (no stored
+ * intermediate row, hence no store-to-load forwarding stall); the same
+ * operation order as v_in* followed by h_in*. */
+static void v_fused2(const float *const *rows, int64_t L, float *const *o) {
+  const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i io = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+  for (int64_t s = 0; s < L; s += 16) {
+    __mmask16 k = (__mmask16)(L - s >= 16 ? 0xffff : (1u << (L - s)) - 1);
+    __m512 p[4][4]; /* p[i][c]: row i, column 2 s + c of each tile */
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+      const float *v = rows[i] + 2 * s;
+      __m512 a0 = _mm512_loadu_ps(v), b0 = _mm512_loadu_ps(v + 16);
+      __m512 a1 = _mm512_loadu_ps(v + 2), b1 = _mm512_loadu_ps(v + 18);
+      p[i][0] = _mm512_permutex2var_ps(a0, ie, b0);
+      p[i][1] = _mm512_permutex2var_ps(a0, io, b0);
+      p[i][2] = _mm512_permutex2var_ps(a1, ie, b1);
+      p[i][3] = _mm512_permutex2var_ps(a1, io, b1);
+    }
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; c++) { /* vertical, in place: rows -> k */
+      __m512 b0 = p[0][c], b1 = p[1][c], b2 = p[2][c], b3 = p[3][c];
+      p[0][c] = _mm512_sub_ps(b0, b2);
+      p[1][c] = _mm512_add_ps(b1, b2);
+      p[2][c] = _mm512_sub_ps(b2, b1);
+      p[3][c] = _mm512_sub_ps(b1, b3);
+    }
+#pragma GCC unroll 4
+    for (int kk = 0; kk < 4; kk++) {
+      __m512 d0 = p[kk][0], d1 = p[kk][1], d2 = p[kk][2], d3 = p[kk][3];
+      _mm512_mask_storeu_ps(o[kk * 4] + s, k, _mm512_sub_ps(d0, d2));
+      _mm512_mask_storeu_ps(o[kk * 4 + 1] + s, k, _mm512_add_ps(d1, d2));
+      _mm512_mask_storeu_ps(o[kk * 4 + 2] + s, k, _mm512_sub_ps(d2, d1));
+      _mm512_mask_storeu_ps(o[kk * 4 + 3] + s, k, _mm512_sub_ps(d1, d3));
+    }
+  }
+}
+
+static void v_fused4(const float *const *rows, int64_t L, float *const *o) {
+  const __m512 c2 = _mm512_set1_ps(2.0f), c4 = _mm512_set1_ps(4.0f), c5 = _mm512_set1_ps(5.0f),
+               m4 = _mm512_set1_ps(-4.0f);
+  for (int64_t s = 0; s < L; s += 16) {
+    __mmask16 k = (__mmask16)(L - s >= 16 ? 0xffff : (1u << (L - s)) - 1);
+    __m512 p[6][6], x2, x3; /* p[i][c]: row i, column 4 s + c of each tile */
+#pragma GCC unroll 6
+    for (int i = 0; i < 6; i++) {
+      phases4(rows[i] + 4 * s, &p[i][0], &p[i][1], &p[i][2], &p[i][3]);
+      phases4(rows[i] + 4 * s + 4, &p[i][4], &p[i][5], &x2, &x3);
+    }
+    (void)x2, (void)x3;
+#pragma GCC unroll 6
+    for (int c = 0; c < 6; c++) { /* vertical, in place */
+      __m512 b0 = p[0][c], b1 = p[1][c], b2 = p[2][c], b3 = p[3][c], b4 = p[4][c], b5 = p[5][c];
+      p[0][c] = _mm512_add_ps(_mm512_sub_ps(_mm512_mul_ps(c4, b0), _mm512_mul_ps(c5, b2)), b4);
+      p[1][c] = _mm512_add_ps(_mm512_mul_ps(m4, _mm512_add_ps(b1, b2)), _mm512_add_ps(b3, b4));
+      p[2][c] = _mm512_add_ps(_mm512_mul_ps(c4, _mm512_sub_ps(b1, b2)), _mm512_sub_ps(b4, b3));
+      p[3][c] = _mm512_add_ps(_mm512_mul_ps(c2, _mm512_sub_ps(b3, b1)), _mm512_sub_ps(b4, b2));
+      p[4][c] = _mm512_add_ps(_mm512_mul_ps(c2, _mm512_sub_ps(b1, b3)), _mm512_sub_ps(b4, b2));
+      p[5][c] = _mm512_add_ps(_mm512_sub_ps(_mm512_mul_ps(c4, b1), _mm512_mul_ps(c5, b3)), b5);
+    }
+#pragma GCC unroll 6
+    for (int kk = 0; kk < 6; kk++) {
+      __m512 d0 = p[kk][0], d1 = p[kk][1], d2 = p[kk][2], d3 = p[kk][3], d4 = p[kk][4], d5 = p[kk][5];
+      float *const *ok = o + kk * 6;
+      _mm512_mask_storeu_ps(ok[0] + s, k, _mm512_add_ps(_mm512_sub_ps(_mm512_mul_ps(c4, d0), _mm512_mul_ps(c5, d2)), d4));
+      _mm512_mask_storeu_ps(ok[1] + s, k, _mm512_add_ps(_mm512_mul_ps(m4, _mm512_add_ps(d1, d2)), _mm512_add_ps(d3, d4)));
+      _mm512_mask_storeu_ps(ok[2] + s, k, _mm512_add_ps(_mm512_mul_ps(c4, _mm512_sub_ps(d1, d2)), _mm512_sub_ps(d4, d3)));
+      _mm512_mask_storeu_ps(ok[3] + s, k, _mm512_add_ps(_mm512_mul_ps(c2, _mm512_sub_ps(d3, d1)), _mm512_sub_ps(d4, d2)));
+      _mm512_mask_storeu_ps(ok[4] + s, k, _mm512_add_ps(_mm512_mul_ps(c2, _mm512_sub_ps(d1, d3)), _mm512_sub_ps(d4, d2)));
+      _mm512_mask_storeu_ps(ok[5] + s, k, _mm512_add_ps(_mm512_sub_ps(_mm512_mul_ps(c4, d1), _mm512_mul_ps(c5, d3)), d5));
+    }
+  }
+}
+#else
 static void h_in2(const float *restrict v, int64_t L, float *restrict o0, float *restrict o1, float *restrict o2,
                   float *restrict o3) {
   float e[SMAX / 2 + 1], d[SMAX / 2 + 1];
@@ -158,7 +250,8 @@ static void h_in2(const float *restrict v, int64_t L, float *restrict o0, float 
   }
 }
 
-static void h_in4(const float *restrict v, int64_t L, float *const *o) {
+static void h_in4(const float *restrict v, int64_t L, float *restrict o0, float *restrict o1, float *restrict o2,
+                  float *restrict o3, float *restrict o4, float *restrict o5) {
   float p0[SMAX / 4 + 1], p1[SMAX / 4 + 1], p2[SMAX / 4 + 1], p3[SMAX / 4 + 1];
   for (int64_t s = 0; s < L; s++) {
     p0[s] = v[4 * s];
@@ -168,8 +261,6 @@ static void h_in4(const float *restrict v, int64_t L, float *const *o) {
   }
   p0[L] = v[4 * L];
   p1[L] = v[4 * L + 1];
-  float *restrict o0 = o[0], *restrict o1 = o[1], *restrict o2 = o[2], *restrict o3 = o[3], *restrict o4 = o[4],
-                  *restrict o5 = o[5];
   for (int64_t s = 0; s < L; s++) {
     float d0 = p0[s], d1 = p1[s], d2 = p2[s], d3 = p3[s], d4 = p0[s + 1], d5 = p1[s + 1];
     o0[s] = 4.0f * d0 - 5.0f * d2 + d4;
@@ -180,47 +271,90 @@ static void h_in4(const float *restrict v, int64_t L, float *const *o) {
     o5[s] = 4.0f * d1 - 5.0f * d3 + d5;
   }
 }
+#endif
+
+#if !defined(__AVX512F__)
+/* Vertical input transforms: S columns of the a input rows -> a rows. */
+static void v_in2(const float *restrict b0, const float *restrict b1, const float *restrict b2,
+                  const float *restrict b3, int S, float *restrict v0, float *restrict v1, float *restrict v2,
+                  float *restrict v3) {
+  for (int x = 0; x < S; x++) {
+    v0[x] = b0[x] - b2[x];
+    v1[x] = b1[x] + b2[x];
+    v2[x] = b2[x] - b1[x];
+    v3[x] = b1[x] - b3[x];
+  }
+}
+
+static void v_in4(const float *const *b, int S, float (*vr)[SMAX]) {
+  const float *restrict b0 = b[0], *restrict b1 = b[1], *restrict b2 = b[2], *restrict b3 = b[3],
+                        *restrict b4 = b[4], *restrict b5 = b[5];
+  float *restrict v0 = vr[0], *restrict v1 = vr[1], *restrict v2 = vr[2], *restrict v3 = vr[3],
+                  *restrict v4 = vr[4], *restrict v5 = vr[5];
+  for (int x = 0; x < S; x++) {
+    v0[x] = 4.0f * b0[x] - 5.0f * b2[x] + b4[x];
+    v1[x] = -4.0f * (b1[x] + b2[x]) + (b3[x] + b4[x]);
+    v2[x] = 4.0f * (b1[x] - b2[x]) + (b4[x] - b3[x]);
+    v3[x] = 2.0f * (b3[x] - b1[x]) + (b4[x] - b2[x]);
+    v4[x] = 2.0f * (b1[x] - b3[x]) + (b4[x] - b2[x]);
+    v5[x] = 4.0f * b1[x] - 5.0f * b3[x] + b5[x];
+  }
+}
+
+#endif
 
 /* Channels [c0, c1) of the current tile block. */
 static void v_task(void *arg, int64_t c0, int64_t c1, int ti) {
-  (void)ti;
   wg *g = arg;
   const int m = g->m, a = g->a, nr = g->nr;
-  const int64_t per_img = g->th * g->tw;
-  float buf[6][SMAX], vr[6][SMAX];
+  const int64_t pw = g->tw * m + 2 + 64; /* padded row: every tile's columns and the vector over-read */
+  float *prow = dg__engine_scratch(g->e, ti, (size_t)a * (size_t)pw * sizeof(float));
+  if (!prow) {
+    g->failed = 1;
+    return;
+  }
+#if !defined(__AVX512F__)
+  float vr[6][SMAX];
+#endif
   for (int64_t ci = c0; ci < c1; ci++) {
+    int64_t cur = -1; /* tile row (n th + ty) whose input rows are in prow */
     for (int64_t t = g->t0; t < g->t0 + g->nt;) {
-      int64_t n = t / per_img, rem = t % per_img, ty = rem / g->tw, tx = rem % g->tw;
+      int64_t trow = t / g->tw, tx = t % g->tw, n = trow / g->th, ty = trow % g->th;
       int64_t j = t - g->t0, panel = j / nr, jj = j % nr;
       int64_t L = g->tw - tx;
       if (L > nr - jj) L = nr - jj;
       if (L > g->t0 + g->nt - t) L = g->t0 + g->nt - t;
-      const float *plane = g->x + (n * g->ci + ci) * g->h * g->w;
-      int64_t xs = tx * m - g->pad, ys = ty * m - g->pad;
-      int S = (int)(m * L + 2);
-      for (int i = 0; i < a; i++) load_row(g, plane, ys + i, xs, S, buf[i]);
+      if (trow != cur) { /* the a input rows of this tile row, zero-padded */
+        const float *plane = g->x + (n * g->ci + ci) * g->h * g->w;
+        for (int i = 0; i < a; i++) {
+          int64_t yy = ty * m - g->pad + i;
+          if (yy < 0 || yy >= g->h)
+            memset(prow + i * pw, 0, (size_t)pw * sizeof(float));
+          else
+            load_row(g, plane, yy, -g->pad, (int)pw, prow + i * pw);
+        }
+        cur = trow;
+      }
+      const float *rows[6];
+      for (int i = 0; i < a; i++) rows[i] = prow + i * pw + tx * m;
       float *o[36];
       for (int xi = 0; xi < a * a; xi++) o[xi] = g->V + ((xi * g->np + panel) * g->ci + ci) * nr + jj;
+#if defined(__AVX512F__)
+      if (m == 2)
+        v_fused2(rows, L, o);
+      else
+        v_fused4(rows, L, o);
+#else
+      int S = (int)(m * L + 2);
       if (m == 2) {
-        for (int x = 0; x < S; x++) {
-          vr[0][x] = buf[0][x] - buf[2][x];
-          vr[1][x] = buf[1][x] + buf[2][x];
-          vr[2][x] = buf[2][x] - buf[1][x];
-          vr[3][x] = buf[1][x] - buf[3][x];
-        }
+        v_in2(rows[0], rows[1], rows[2], rows[3], S, vr[0], vr[1], vr[2], vr[3]);
         for (int k = 0; k < 4; k++) h_in2(vr[k], L, o[k * 4], o[k * 4 + 1], o[k * 4 + 2], o[k * 4 + 3]);
       } else {
-        for (int x = 0; x < S; x++) {
-          float b0 = buf[0][x], b1 = buf[1][x], b2 = buf[2][x], b3 = buf[3][x], b4 = buf[4][x], b5 = buf[5][x];
-          vr[0][x] = 4.0f * b0 - 5.0f * b2 + b4;
-          vr[1][x] = -4.0f * (b1 + b2) + (b3 + b4);
-          vr[2][x] = 4.0f * (b1 - b2) + (b4 - b3);
-          vr[3][x] = 2.0f * (b3 - b1) + (b4 - b2);
-          vr[4][x] = 2.0f * (b1 - b3) + (b4 - b2);
-          vr[5][x] = 4.0f * b1 - 5.0f * b3 + b5;
-        }
-        for (int k = 0; k < 6; k++) h_in4(vr[k], L, o + k * 6);
+        v_in4(rows, S, vr);
+        for (int k = 0; k < 6; k++)
+          h_in4(vr[k], L, o[k * 6], o[k * 6 + 1], o[k * 6 + 2], o[k * 6 + 3], o[k * 6 + 4], o[k * 6 + 5]);
       }
+#endif
       t += L;
     }
     /* columns past the last tile of the block's last panel: zero */
@@ -240,12 +374,52 @@ static float bias_of(const dg_tensor *b, int64_t i) {
   return v;
 }
 
+/* One dimension of A^T q for L tiles, plus b: F(2) 4 -> 2 values, F(4) 6 -> 4. */
+static void a_t2(const float *restrict q0, const float *restrict q1, const float *restrict q2,
+                 const float *restrict q3, int64_t L, float b, float *restrict r0, float *restrict r1) {
+  for (int64_t s = 0; s < L; s++) {
+    r0[s] = q0[s] + q1[s] + q2[s] + b;
+    r1[s] = q1[s] - q2[s] - q3[s] + b;
+  }
+}
+
+static void a_t4(const float *restrict q0, const float *restrict q1, const float *restrict q2,
+                 const float *restrict q3, const float *restrict q4, const float *restrict q5, int64_t L, float b,
+                 float *restrict r0, float *restrict r1, float *restrict r2, float *restrict r3) {
+  for (int64_t s = 0; s < L; s++) {
+    float p12 = q1[s] + q2[s], m12 = q1[s] - q2[s], p34 = q3[s] + q4[s], m34 = q3[s] - q4[s];
+    r0[s] = q0[s] + p12 + p34 + b;
+    r1[s] = m12 + 2.0f * m34 + b;
+    r2[s] = p12 + 4.0f * p34 + b;
+    r3[s] = m12 + 8.0f * m34 + q5[s] + b;
+  }
+}
+
+/* y[m s + c] = o[c][s] for the n whole tiles of a row (m = 2 or 4). */
+static void interleave2(const float *restrict o0, const float *restrict o1, int64_t n, float *restrict y) {
+  for (int64_t s = 0; s < n; s++) {
+    y[2 * s] = o0[s];
+    y[2 * s + 1] = o1[s];
+  }
+}
+
+static void interleave4(const float *restrict o0, const float *restrict o1, const float *restrict o2,
+                        const float *restrict o3, int64_t n, float *restrict y) {
+  for (int64_t s = 0; s < n; s++) {
+    y[4 * s] = o0[s];
+    y[4 * s + 1] = o1[s];
+    y[4 * s + 2] = o2[s];
+    y[4 * s + 3] = o3[s];
+  }
+}
+
+/* Output channels [c0, c1) of the current chunk, for the current tile block. */
 static void y_task(void *arg, int64_t c0, int64_t c1, int ti) {
   (void)ti;
   wg *g = arg;
   const int m = g->m, a = g->a;
   const int64_t per_img = g->th * g->tw;
-  float out[16][WG_RUN];
+  float out[16][WG_RUN], mid[24][WG_RUN]; /* out[r m + c]: pixel (r, c) of each tile; mid[k m + c] */
   for (int64_t cl = c0; cl < c1; cl++) {
     int64_t co = g->co0 + cl;
     float bv = bias_of(g->bias, co);
@@ -257,62 +431,32 @@ static void y_task(void *arg, int64_t c0, int64_t c1, int ti) {
       if (L > g->t0 + g->nt - t) L = g->t0 + g->nt - t;
       const float *mp[36];
       for (int xi = 0; xi < a * a; xi++) mp[xi] = g->M + (xi * g->cc + cl) * g->ldm + j;
+      /* rows k of M: mid[k][c] = (M[k][.] A)[c]; then columns: out[r][c] = (A^T mid[.][c])[r] + bias */
       if (m == 2) {
-        for (int64_t s = 0; s < L; s++) {
-          float s0[4], s1[4];
-          for (int k = 0; k < 4; k++) {
-            float q0 = mp[k * 4][s], q1 = mp[k * 4 + 1][s], q2 = mp[k * 4 + 2][s], q3 = mp[k * 4 + 3][s];
-            s0[k] = q0 + q1 + q2;
-            s1[k] = q1 - q2 - q3;
-          }
-          out[0][s] = s0[0] + s0[1] + s0[2] + bv;
-          out[1][s] = s1[0] + s1[1] + s1[2] + bv;
-          out[2][s] = s0[1] - s0[2] - s0[3] + bv;
-          out[3][s] = s1[1] - s1[2] - s1[3] + bv;
-        }
+        for (int k = 0; k < 4; k++) a_t2(mp[k * 4], mp[k * 4 + 1], mp[k * 4 + 2], mp[k * 4 + 3], L, 0.0f, mid[k * 2], mid[k * 2 + 1]);
+        for (int c = 0; c < 2; c++) a_t2(mid[c], mid[2 + c], mid[4 + c], mid[6 + c], L, bv, out[c], out[2 + c]);
       } else {
-        for (int64_t s = 0; s < L; s++) {
-          float sc[6][4];
-          for (int k = 0; k < 6; k++) {
-            float q0 = mp[k * 6][s], q1 = mp[k * 6 + 1][s], q2 = mp[k * 6 + 2][s], q3 = mp[k * 6 + 3][s],
-                  q4 = mp[k * 6 + 4][s], q5 = mp[k * 6 + 5][s];
-            float p12 = q1 + q2, m12 = q1 - q2, p34 = q3 + q4, m34 = q3 - q4;
-            sc[k][0] = q0 + p12 + p34;
-            sc[k][1] = m12 + 2.0f * m34;
-            sc[k][2] = p12 + 4.0f * p34;
-            sc[k][3] = m12 + 8.0f * m34 + q5;
-          }
-          for (int c = 0; c < 4; c++) {
-            float p12 = sc[1][c] + sc[2][c], m12 = sc[1][c] - sc[2][c], p34 = sc[3][c] + sc[4][c],
-                  m34 = sc[3][c] - sc[4][c];
-            out[0 * 4 + c][s] = sc[0][c] + p12 + p34 + bv;
-            out[1 * 4 + c][s] = m12 + 2.0f * m34 + bv;
-            out[2 * 4 + c][s] = p12 + 4.0f * p34 + bv;
-            out[3 * 4 + c][s] = m12 + 8.0f * m34 + sc[5][c] + bv;
-          }
-        }
+        for (int k = 0; k < 6; k++)
+          a_t4(mp[k * 6], mp[k * 6 + 1], mp[k * 6 + 2], mp[k * 6 + 3], mp[k * 6 + 4], mp[k * 6 + 5], L, 0.0f,
+               mid[k * 4], mid[k * 4 + 1], mid[k * 4 + 2], mid[k * 4 + 3]);
+        for (int c = 0; c < 4; c++)
+          a_t4(mid[c], mid[4 + c], mid[8 + c], mid[12 + c], mid[16 + c], mid[20 + c], L, bv, out[c], out[4 + c],
+               out[8 + c], out[12 + c]);
       }
       /* scatter the m x m pixels of each tile, cropped at the bottom / right edges */
       float *plane = g->y + (n * g->co + co) * g->ho * g->wo;
+      int64_t wmax = g->wo - tx * m; /* pixels of each row from the run's first */
+      int64_t full = wmax / m < L ? wmax / m : L;
       for (int r = 0; r < m; r++) {
         int64_t oy = ty * m + r;
         if (oy >= g->ho) break;
         float *yr = plane + oy * g->wo + tx * m;
-        int64_t wmax = g->wo - tx * m; /* pixels of this row left from the run's first */
-        const float *orow = out[r * m];
-        if (m == 2) {
-          const float *o0 = orow, *o1 = out[r * 2 + 1];
-          int64_t full = wmax / 2 < L ? wmax / 2 : L;
-          for (int64_t s = 0; s < full; s++) {
-            yr[2 * s] = o0[s];
-            yr[2 * s + 1] = o1[s];
-          }
-          if (full < L && 2 * full < wmax) yr[2 * full] = o0[full];
-        } else {
-          for (int64_t s = 0; s < L; s++)
-            for (int c = 0; c < 4; c++)
-              if (4 * s + c < wmax) yr[4 * s + c] = out[r * 4 + c][s];
-        }
+        if (m == 2)
+          interleave2(out[r * 2], out[r * 2 + 1], full, yr);
+        else
+          interleave4(out[r * 4], out[r * 4 + 1], out[r * 4 + 2], out[r * 4 + 3], full, yr);
+        if (full < L)
+          for (int c = 0; c < m && m * full + c < wmax; c++) yr[m * full + c] = out[r * m + c][full];
       }
       t += L;
     }
