@@ -3,7 +3,9 @@
  * SD1.5 UNet shapes (batch 2), f32 and bf16 precision, each also as % of the
  * sgemm rate measured in the same run.
  *
- *   bench_kernels [--quick] [--threads N] [--only SUBSTRING] [--no-peak] [--cpu-time] [--paired]
+ *   bench_kernels [--quick] [--threads N] [--only SUBSTRING] [--no-peak] [--cpu-time] [--paired] [--attn-all]
+ *
+ * (--only attention --no-peak: the attention cases alone; --attn-all adds the other SD1.5 shapes.)
  *
  * Weights are F16 (as in the published checkpoints); activations F32. */
 #include <math.h>
@@ -30,6 +32,7 @@ static double now(void) {
 }
 
 static int g_quick, g_no_peak;
+static int g_attn_all; /* --attn-all: attention at every SD1.5 UNet level and CLIP text too */
 static const char *g_only; /* run only the cases whose name contains this */
 static double g_min_time = 1.0;
 
@@ -278,6 +281,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--no-peak")) g_no_peak = 1;
     else if (!strcmp(argv[i], "--cpu-time")) g_cpu_time = 1;
     else if (!strcmp(argv[i], "--paired")) g_paired = 1;
+    else if (!strcmp(argv[i], "--attn-all")) g_attn_all = 1;
   }
   if (g_quick) g_min_time = 0.2;
   dg_engine_params p = dg_engine_params_default();
@@ -341,6 +345,15 @@ int main(int argc, char **argv) {
     }
     bench_attn(e, pn[pi], 2, 4096, 4096, 8, 40);
     bench_attn(e, pn[pi], 2, 4096, 77, 8, 40);
+    if (g_attn_all) { /* the other SD1.5 UNet levels (self and text cross attention) and CLIP text */
+      bench_attn(e, pn[pi], 2, 1024, 1024, 8, 80);
+      bench_attn(e, pn[pi], 2, 1024, 77, 8, 80);
+      bench_attn(e, pn[pi], 2, 256, 256, 8, 160);
+      bench_attn(e, pn[pi], 2, 256, 77, 8, 160);
+      bench_attn(e, pn[pi], 2, 64, 64, 8, 160);
+      bench_attn(e, pn[pi], 2, 64, 77, 8, 160);
+      bench_attn(e, pn[pi], 1, 77, 77, 12, 64);
+    }
   }
 #ifdef DG_HAVE_OPENBLAS
   if (!g_no_peak) { /* again, to see whether the machine's load changed during the run */
