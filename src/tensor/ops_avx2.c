@@ -303,19 +303,19 @@ static void v_softmax(float *y, const float *x, int64_t rows, int64_t n) {
     for (int64_t r = 0; r < rows; r++) softmax_long(y + r * n, x + r * n, n);
 }
 
+static inline __m256 quick_gelu8(__m256 v) {
+  __m256 en = exp8(_mm256_mul_ps(v, _mm256_set1_ps(-1.702f)));
+  return _mm256_div_ps(v, _mm256_add_ps(_mm256_set1_ps(1.0f), en));
+}
+
+/* one loop per op: a shared loop made GCC keep GELU's tables live through the SiLU path */
 static void v_unary(dg__unary_op op, float *y, const float *x, int64_t n) {
-  for (int64_t i = 0; i < n; i += W) {
-    __m256 v = load(x + i, n - i);
-    if (op == DG__UNARY_SILU) {
-      v = silu8(v);
-    } else if (op == DG__UNARY_GELU) {
-      v = gelu8(v);
-    } else {
-      __m256 en = exp8(_mm256_mul_ps(v, _mm256_set1_ps(-1.702f)));
-      v = _mm256_div_ps(v, _mm256_add_ps(_mm256_set1_ps(1.0f), en));
-    }
-    store(y + i, n - i, v);
-  }
+  if (op == DG__UNARY_SILU)
+    for (int64_t i = 0; i < n; i += W) store(y + i, n - i, silu8(load(x + i, n - i)));
+  else if (op == DG__UNARY_GELU)
+    for (int64_t i = 0; i < n; i += W) store(y + i, n - i, gelu8(load(x + i, n - i)));
+  else
+    for (int64_t i = 0; i < n; i += W) store(y + i, n - i, quick_gelu8(load(x + i, n - i)));
 }
 
 static void v_binary_vec(dg__binary_op op, float *y, const float *a, const float *b, int64_t n) {

@@ -329,21 +329,28 @@ static void v_softmax(float *y, const float *x, int64_t rows, int64_t n) {
     for (int64_t r = 0; r < rows; r++) softmax_long(y + r * n, x + r * n, n);
 }
 
-static void v_unary(dg__unary_op op, float *y, const float *x, int64_t n) {
-  for (int64_t i = 0; i < n; i += W) {
-    __mmask16 k = n - i >= W ? (__mmask16)0xffff : tail_mask(n - i);
-    __m512 v = _mm512_maskz_loadu_ps(k, x + i);
-    if (op == DG__UNARY_SILU) {
-      v = silu16(v);
-    } else if (op == DG__UNARY_GELU) {
-      v = gelu16(v);
-    } else {
-      __m512 en = exp16(_mm512_mul_ps(v, _mm512_set1_ps(-1.702f)));
-      v = _mm512_mul_ps(v, recip16(_mm512_add_ps(_mm512_set1_ps(1.0f), en)));
-    }
-    _mm512_mask_storeu_ps(y + i, k, v);
+/* one loop per op: a shared loop made GCC keep GELU's tables live through the SiLU path */
+#define UNARY_LOOP(expr)                                                   \
+  for (int64_t i = 0; i < n; i += W) {                                     \
+    __mmask16 k = n - i >= W ? (__mmask16)0xffff : tail_mask(n - i);       \
+    __m512 v = _mm512_maskz_loadu_ps(k, x + i);                            \
+    _mm512_mask_storeu_ps(y + i, k, expr);                                 \
   }
+
+static inline __m512 quick_gelu16(__m512 v) {
+  __m512 en = exp16(_mm512_mul_ps(v, _mm512_set1_ps(-1.702f)));
+  return _mm512_mul_ps(v, recip16(_mm512_add_ps(_mm512_set1_ps(1.0f), en)));
 }
+
+static void v_unary(dg__unary_op op, float *y, const float *x, int64_t n) {
+  if (op == DG__UNARY_SILU)
+    UNARY_LOOP(silu16(v))
+  else if (op == DG__UNARY_GELU)
+    UNARY_LOOP(gelu16(v))
+  else
+    UNARY_LOOP(quick_gelu16(v))
+}
+#undef UNARY_LOOP
 
 static void v_binary_vec(dg__binary_op op, float *y, const float *a, const float *b, int64_t n) {
   for (int64_t i = 0; i < n; i += W) {
