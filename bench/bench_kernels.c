@@ -295,6 +295,9 @@ int main(int argc, char **argv) {
          dg_cpu_has_avx512bf16() ? "yes" : "no");
 
   printf("## Machine peak\n\n");
+#ifdef DG_HAVE_OPENBLAS
+  openblas_set_num_threads(nt); /* also for --no-peak --paired (the yardstick gets the same threads) */
+#endif
   if (!g_no_peak) {
 #ifdef DG_HAVE_OPENBLAS
   {

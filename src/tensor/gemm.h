@@ -23,6 +23,8 @@
  * precision.
  *
  * Loop nest (BLIS): jc (NC columns) > pc (KC of K) > ic (MC rows) > jr (NR) > ir (MR).
+ * When a thread's rows fit one A block (<= 1.25 MiB packed), there is one ic
+ * and one jc block and each B panel is packed right before its use (see gemm.c).
  * Threads split either the rows or the columns (whichever operand is the
  * bigger one stays unreplicated) into contiguous chunks of whole panels.  The
  * K order of every C element is the same for every split, so results are
