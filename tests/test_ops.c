@@ -951,7 +951,7 @@ static void t_exp_gelu_sweep(const char *name, const dg__vec_kernels *k) {
   printf("  %-8s exp: max error %.2f ulp (at x = %.9g)\n", name, max_ulp, worst_x);
   CHECK_MSG(max_ulp <= 3.0, "[%s] exp error %.2f ulp > 3", name, max_ulp);
 
-  double max_rel = 0, wx = 0, max_in = 0; /* max_in: |x| < 4, the AVX kernels' table range */
+  double max_rel = 0, wx = 0, max_in = 0; /* max_in: |x| < 4, the AVX2 kernel's table range (AVX-512: |x| < 8) */
   for (int sign = 0; sign < 2; sign++) {
     uint32_t base = sign ? 0x80000000u : 0, top = sign ? 0xC1200000u : 0x41200000u, b = base; /* |x| <= 10 */
     while (b <= top) {

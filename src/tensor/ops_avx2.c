@@ -82,8 +82,10 @@ static inline __m256 gelu8_erfc(__m256 x) {
  * For |x| < 4: Q(|x|) from a piecewise polynomial, 8 intervals of width 1/2 on
  * [0, 4), degree 8 in u = 2 (2|x| - i) - 1 on interval i, coefficients looked
  * up per lane with vpermps (relative minimax fit per interval, as in
- * ops_avx512.c: 2.1e-7 relative with float Horner).  Lanes with |x| >= 4 or
- * NaN take the erfc form above, blended per lane. */
+ * ops_avx512.c: 2.1e-7 relative with float Horner).  x >= 5.5 gives x
+ * (Q(5.5) = 1.9e-8); lanes with x <= -4, 4 <= x < 5.5 or NaN take the erfc
+ * form above, blended per lane.  (AVX-512 covers |x| < 8 with 32 intervals;
+ * vpermps looks up only 8 entries per register.) */
 static _Alignas(32) const float gelu_q[9][8] = {
     {0.401293665f, 0.22662735f, 0.105649777f, 0.0400591567f, 0.0122244731f, 0.00297976332f, 0.000577025057f,
      8.84172841e-05f},
@@ -125,6 +127,9 @@ static inline __m256 gelu8(__m256 x) {
   __m256 neg = _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LT_OQ);
   __m256 phi = _mm256_blendv_ps(_mm256_sub_ps(_mm256_set1_ps(1.0f), q), q, neg);
   __m256 r = _mm256_mul_ps(x, phi);
+  __m256 hi = _mm256_cmp_ps(x, _mm256_set1_ps(5.5f), _CMP_GE_OQ); /* Q(5.5) = 1.9e-8: GELU = x */
+  r = _mm256_blendv_ps(r, x, hi);
+  slow = _mm256_andnot_ps(hi, slow);
   if (_mm256_movemask_ps(slow)) r = _mm256_blendv_ps(r, gelu8_erfc(x), slow);
   return r;
 }
