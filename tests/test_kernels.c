@@ -409,7 +409,8 @@ int main(void) {
   test_attention(1, 33, 300, 1, 5, 0, 0.3f);   /* odd head dim, several key blocks */
   test_attention(1, 300, 300, 1, 40, 1, 0.0f); /* causal across key blocks */
   test_attention(1, 90, 20, 2, 24, 1, 0.0f);   /* causal, Lq > Lk */
-  test_attention(1, 40, 2100, 2, 64, 0, 0.0f); /* packs of all heads > 1 MB: one head at a time */
+  test_attention(1, 40, 2100, 2, 64, 0, 0.0f); /* several key blocks, all heads per task */
+  test_attention(1, 20, 4000, 4, 64, 0, 0.0f); /* packs of all heads > 4 MiB: one head at a time */
   test_attention(3, 45, 77, 8, 40, 0, 0.0f);   /* 8 heads x 40, batch 3: all heads per task */
   /* short key sequences (<= 128 keys): every key count and head width of register tiles */
   test_attention(1, 19, 128, 2, 160, 0, 0.0f);

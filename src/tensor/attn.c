@@ -179,7 +179,7 @@ static void attn_task(void *arg, int64_t t0, int64_t t1, int ti) {
 }
 
 /* Packs of every head at once (and tasks over all heads) while they take at most this. */
-#define ATTN_ALL_HEADS_BYTES ((size_t)1 << 20)
+#define ATTN_ALL_HEADS_BYTES ((size_t)4 << 20)
 
 /* ---- short key sequences, f32 (dg__attn_short_avx512 / _avx2) -------------- */
 

@@ -9,7 +9,7 @@
  * Queries are columns, so the softmax statistics are plain vector ops across
  * rows, and P^T is produced directly in the packed B layout of the second
  * product.  Only Bk x NR scores exist at a time.  When the packs of every head
- * of a batch fit in 1 MiB they are made at once and a task takes NR queries x
+ * of a batch fit in 4 MiB they are made at once and a task takes NR queries x
  * every head (whole rows of q and y per task); otherwise one head at a time.
  *
  * Short key sequences (Lk <= 128: text cross attention, CLIP, small self
