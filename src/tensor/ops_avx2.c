@@ -82,10 +82,10 @@ static inline __m256 gelu8_erfc(__m256 x) {
  * For |x| < 4: Q(|x|) from a piecewise polynomial, 8 intervals of width 1/2 on
  * [0, 4), degree 8 in u = 2 (2|x| - i) - 1 on interval i, coefficients looked
  * up per lane with vpermps (relative minimax fit per interval, as in
- * ops_avx512.c: 2.1e-7 relative with float Horner).  x >= 5.5 gives x
- * (Q(5.5) = 1.9e-8); lanes with x <= -4, 4 <= x < 5.5 or NaN take the erfc
- * form above, blended per lane.  (AVX-512 covers |x| < 8 with 32 intervals;
- * vpermps looks up only 8 entries per register.) */
+ * ops_avx512.c: 2.1e-7 relative with float Horner).  For 4 <= |x| < 8 (only
+ * evaluated when a vector has such lanes): 16 intervals of width 1/4, degree 8,
+ * each coefficient from two vpermps and a blend (2.8e-7).  x >= 8 gives x; lanes
+ * with x <= -8 or NaN take the erfc form above, blended per lane. */
 static _Alignas(32) const float gelu_q[9][8] = {
     {0.401293665f, 0.22662735f, 0.105649777f, 0.0400591567f, 0.0122244731f, 0.00297976332f, 0.000577025057f,
      8.84172841e-05f},
@@ -107,6 +107,38 @@ static _Alignas(32) const float gelu_q[9][8] = {
      -3.87791105e-10f, 2.41563974e-12f},
 };
 
+static _Alignas(32) const float gelu_q2[9][16] = {
+    {1.85367371e-05f, 6.07162383e-06f, 1.87299202e-06f, 5.4404228e-07f, 1.48768876e-07f, 3.82913399e-08f,
+     9.27539912e-09f, 2.1142168e-09f, 4.53418025e-10f, 9.14814752e-11f, 1.73624084e-11f, 3.09949288e-12f,
+     5.20403436e-13f, 8.21725229e-14f, 1.22017197e-14f, 1.70371424e-15f},
+    {-1.00675561e-05f, -3.47925425e-06f, -1.12954854e-06f, -3.44492832e-07f, -9.86988482e-08f,
+     -2.65644342e-08f, -6.71654066e-09f, -1.59531832e-09f, -3.5596362e-10f, -7.46140302e-11f,
+     -1.46923741e-11f, -2.71781577e-12f, -4.72285568e-13f, -7.70984974e-14f, -1.18234373e-14f,
+     -1.70332767e-15f},
+    {2.5955419e-06f, 9.51358572e-07f, 3.26510104e-07f, 1.04962659e-07f, 3.16144728e-08f, 8.92398955e-09f,
+     2.36128384e-09f, 5.85780924e-10f, 1.36267331e-10f, 2.97290283e-11f, 6.08356117e-12f, 1.16781162e-12f,
+     2.10314689e-13f, 3.5537596e-14f, 5.63460843e-15f, 8.38356842e-16f},
+    {-4.19891165e-07f, -1.64364181e-07f, -5.99796905e-08f, -2.04234247e-08f, -6.49398002e-09f,
+     -1.92942395e-09f, -5.35935074e-10f, -1.3923987e-10f, -3.38495863e-11f, -7.70247147e-12f,
+     -1.64105654e-12f, -3.27452122e-13f, -6.12073665e-14f, -1.07196517e-14f, -1.75937637e-15f,
+     -2.70650955e-16f},
+    {4.73673687e-08f, 1.99941681e-08f, 7.81865062e-09f, 2.83803958e-09f, 9.57721347e-10f, 3.00843017e-10f,
+     8.80579984e-11f, 2.40380355e-11f, 6.12413722e-12f, 1.45705008e-12f, 3.23905209e-13f, 6.73092766e-14f,
+     1.30803588e-14f, 2.37796432e-15f, 4.0454553e-16f, 6.44208129e-17f},
+    {-3.90064114e-09f, -1.8016274e-09f, -7.63447583e-10f, -2.98014086e-10f, -1.07485208e-10f,
+     -3.59024477e-11f, -1.11265303e-11f, -3.20404228e-12f, -8.58354457e-13f, -2.14143048e-13f,
+     -4.979437e-14f, -1.07996819e-14f, -2.18608785e-15f, -4.13224309e-16f, -7.29745949e-17f, -1.2044988e-17f},
+    {2.36529962e-10f, 1.22559379e-10f, 5.72755385e-11f, 2.43566087e-11f, 9.4822622e-12f, 3.39418034e-12f,
+     1.12070401e-12f, 3.4218765e-13f, 9.68085746e-14f, 2.54175563e-14f, 6.20148438e-15f, 1.40759141e-15f,
+     2.97495521e-16f, 5.85938747e-17f, 1.07619233e-17f, 1.84438963e-18f},
+    {-1.01658864e-11f, -6.23214674e-12f, -3.31923768e-12f, -1.57230294e-12f, -6.71427215e-13f,
+     -2.6072246e-13f, -9.26090259e-14f, -3.02197706e-14f, -9.08865421e-15f, -2.52564705e-15f,
+     -6.49803867e-16f, -1.55037668e-16f, -3.43497503e-17f, -7.07510987e-18f, -1.35607648e-18f, -2.4206691e-19f},
+    {2.58428668e-13f, 2.18881947e-13f, 1.42174074e-13f, 7.77617445e-14f, 3.71995661e-14f, 1.58752321e-14f,
+     6.11593702e-15f, 2.14366463e-15f, 6.87358608e-16f, 2.02440689e-16f, 5.49339942e-17f, 1.37678522e-17f,
+     3.19313265e-18f, 6.86412567e-19f, 1.3694642e-19f, 2.53866431e-20f},
+};
+
 static inline __m256 gelu8(__m256 x) {
   __m256 a = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x);
   __m256 slow = _mm256_cmp_ps(a, _mm256_set1_ps(4.0f), _CMP_NLT_UQ);
@@ -124,10 +156,32 @@ static inline __m256 gelu8(__m256 x) {
   q = _mm256_fmadd_ps(q, u, Q_COEF(1));
   q = _mm256_fmadd_ps(q, u, Q_COEF(0));
 #undef Q_COEF
+  __m256 mid = _mm256_and_ps(slow, _mm256_cmp_ps(a, _mm256_set1_ps(8.0f), _CMP_LT_OQ)); /* 4 <= |x| < 8 */
+  if (_mm256_movemask_ps(mid)) {
+    __m256 t2 = _mm256_mul_ps(a, _mm256_set1_ps(4.0f)); /* exact */
+    __m256i j = _mm256_cvttps_epi32(t2);                /* 16..31 on these lanes */
+    __m256 u2 = _mm256_fmsub_ps(_mm256_sub_ps(t2, _mm256_cvtepi32_ps(j)), _mm256_set1_ps(2.0f), _mm256_set1_ps(1.0f));
+    __m256 upper = _mm256_castsi256_ps(_mm256_slli_epi32(j, 28)); /* sign bit = bit 3 of j: intervals 8..15 */
+#define Q2_COEF(c)                                                                  \
+  _mm256_blendv_ps(_mm256_permutevar8x32_ps(_mm256_load_ps(gelu_q2[c]), j),        \
+                   _mm256_permutevar8x32_ps(_mm256_load_ps(gelu_q2[c] + 8), j), upper)
+    __m256 q2 = Q2_COEF(8);
+    q2 = _mm256_fmadd_ps(q2, u2, Q2_COEF(7));
+    q2 = _mm256_fmadd_ps(q2, u2, Q2_COEF(6));
+    q2 = _mm256_fmadd_ps(q2, u2, Q2_COEF(5));
+    q2 = _mm256_fmadd_ps(q2, u2, Q2_COEF(4));
+    q2 = _mm256_fmadd_ps(q2, u2, Q2_COEF(3));
+    q2 = _mm256_fmadd_ps(q2, u2, Q2_COEF(2));
+    q2 = _mm256_fmadd_ps(q2, u2, Q2_COEF(1));
+    q2 = _mm256_fmadd_ps(q2, u2, Q2_COEF(0));
+#undef Q2_COEF
+    q = _mm256_blendv_ps(q, q2, mid);
+    slow = _mm256_andnot_ps(mid, slow);
+  }
   __m256 neg = _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LT_OQ);
   __m256 phi = _mm256_blendv_ps(_mm256_sub_ps(_mm256_set1_ps(1.0f), q), q, neg);
   __m256 r = _mm256_mul_ps(x, phi);
-  __m256 hi = _mm256_cmp_ps(x, _mm256_set1_ps(5.5f), _CMP_GE_OQ); /* Q(5.5) = 1.9e-8: GELU = x */
+  __m256 hi = _mm256_cmp_ps(x, _mm256_set1_ps(8.0f), _CMP_GE_OQ); /* Q(8) = 6e-16: GELU = x */
   r = _mm256_blendv_ps(r, x, hi);
   slow = _mm256_andnot_ps(hi, slow);
   if (_mm256_movemask_ps(slow)) r = _mm256_blendv_ps(r, gelu8_erfc(x), slow);
