@@ -1,7 +1,6 @@
 /* Winograd convolutions through the real path: the tiny SD1.5 model's
- * img2img at 512 x 512 (64 x 64 latents: the UNet's 3x3 convolutions take
- * F(4x4,3x3) at 64 x 64 and F(2x2,3x3) at 32 x 32, the VAE's F(4x4,3x3) at
- * every size) against the same run with DG_WINOGRAD=0 (direct convolutions
+ * img2img at 512 x 512 (64 x 64 latents: the UNet's 3x3 convolutions of 32 and
+ * 64 channels take F(4x4,3x3) at 64 x 64 and 32 x 32, the VAE's at every size) against the same run with DG_WINOGRAD=0 (direct convolutions
  * only).  The two must differ (the Winograd path really ran) by no more than
  * float rounding: decoded image within 2e-3, 8-bit pixels off by at most 1. */
 #include <math.h>
@@ -14,7 +13,7 @@
 #include "weights/safetensors.h"
 
 /* 512 in the Release run; 256 under the sanitizers (DG_SANITIZE=1), where
- * a 512 run costs minutes: the UNet then takes F(2) at 32 x 32 only. */
+ * a 512 run costs minutes. */
 static int S = 512;
 
 static int run(dg_sd15 *m, const dg_image *img, float *image_out, dg_image **out) {

@@ -66,13 +66,13 @@ int dg__winograd_choose(const dg_engine *e, const dg_tensor *x, const dg_tensor 
   int64_t ci = w->shape[1], co = w->shape[0], h = x->shape[2], wd = x->shape[3];
   if (force) return h >= 2 && wd >= 2 ? force : 0;
   if (ci < 32 || co < 32) return 0; /* the tiny channel counts of the first / last layers */
-  /* Measured (bench/bench_winograd.c, bench/RESULTS.md "Winograd"): the filter
-   * transform costs ~a^2 per (co, ci) pair against 2 a^2 flops per pair and
-   * tile for the products, so small planes (few tiles) stay direct; F(4)
-   * moves 2.25 values per output through memory against F(2)'s 4 and wins
-   * from 64 x 64 up; 32 x 32 takes the more accurate F(2). */
-  if (h * wd >= 48 * 48) return 4;
-  if (h * wd >= 24 * 24) return 2;
+  /* Measured on the UNet and VAE shapes (bench/bench_winograd.c, bench/RESULTS.md
+   * "Winograd"): F(4) takes 0.45-0.75x the direct convolution's CPU time from
+   * 32 x 32 planes up and beats F(2) there (it moves 2.25 transformed values
+   * per output through memory against F(2)'s 4); at 16 x 16 and below the
+   * transforms (the filters' especially, ~a^2 per (co, ci) pair against
+   * 2 a^2 flops per pair and tile) cost more than they save: direct. */
+  if (h * wd >= 24 * 24) return 4;
   return 0;
 }
 

@@ -28,7 +28,8 @@
 #include "tensor/tensor.h"
 
 /* Which m to use for this convolution (0 = use the direct convolution), from
- * the shapes and DG_WINOGRAD (0 = off, 2 or 4 = force m when applicable). */
+ * the shapes (f32, 3x3 stride 1, >= 32 channels in and out, planes of 24 x 24
+ * and larger: F(4)) and DG_WINOGRAD (0 = off, 2 or 4 = force m). */
 int dg__winograd_choose(const dg_engine *e, const dg_tensor *x, const dg_tensor *w, int stride);
 
 /* y (N, Co, Ho, Wo) = conv3x3(x (N, Ci, H, W), w (Co, Ci, 3, 3)) + b, stride 1,
