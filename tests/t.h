@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static int t_passed, t_failed;
 
@@ -45,9 +46,10 @@ static int t_passed, t_failed;
 static inline const char *t_data(const char *rel) {
   static char bufs[8][4096];
   static int i;
-  const char *root = getenv("DG_TEST_DATA");
+  const char *root = getenv("DG_TEST_DATA"), *gen = getenv("DG_TEST_GEN_DATA");
   char *b = bufs[i++ & 7];
   snprintf(b, 4096, "%s/%s", root ? root : "tests/data", rel);
+  if (gen && access(b, F_OK) != 0) snprintf(b, 4096, "%s/%s", gen, rel); /* generated (tests/CMakeLists.txt) */
   return b;
 }
 

@@ -3,7 +3,7 @@
  *
  *   daguerre gen-model --arch sd15 --size tiny|full --dtype f32|f16|bf16
  *                      --layout single|diffusers --seed N [--init fixture|torch]
- *                      [--qk-gain G] [--tokenizer DIR] -o PATH
+ *                      [--qk-gain G] [--metadata dg|none] [--tokenizer DIR] -o PATH
  *   daguerre gen-model --verify PATH [--tokenizer DIR] [--config-dir DIR] [--threads N]
  *
  * Initialisation (as the fixtures' generator): one PyTorch-compatible
@@ -30,7 +30,10 @@
  *
  * Files are streamed (one tensor in memory at a time), so a full-size f32
  * checkpoint (4.3 GB) needs little RAM.  A single file carries the configs in
- * its "__metadata__" (dg.unet_config, dg.vae_config, dg.text_encoder_config).
+ * its "__metadata__" (dg.unet_config, dg.vae_config, dg.text_encoder_config);
+ * --metadata none leaves it empty, as in the published checkpoints, whose
+ * configs the loader infers from the tensor shapes (the test suite's
+ * single-file model is made so: tests/CMakeLists.txt).
  *
  * --verify opens a model with the SD1.5 loader and runs each part once on
  * fixed inputs (tokenized prompt or fixed ids, an 8x8 latent from seed 0),
@@ -451,13 +454,14 @@ static void usage(FILE *f) {
   fprintf(f,
           "usage: daguerre gen-model --arch sd15 --size tiny|full --dtype f32|f16|bf16\n"
           "                          --layout single|diffusers --seed N [--init fixture|torch]\n"
-          "                          [--qk-gain G] [--tokenizer DIR] -o PATH\n"
+          "                          [--qk-gain G] [--metadata dg|none] [--tokenizer DIR] -o PATH\n"
           "       daguerre gen-model --verify PATH [--tokenizer DIR] [--config-dir DIR] [--threads N]\n"
           "Writes a random-weight SD1.5-architecture model (tiny = the test fixtures' config,\n"
           "full = the published SD1.5 sizes); --verify loads one and runs every part once.\n"
           "--init fixture (default): the fixtures' randn scales (attention query/key 0.25);\n"
           "--init torch: PyTorch's default layer init (realistic activation scales);\n"
-          "--qk-gain G: attention query/key projections times G (logits times G^2).\n");
+          "--qk-gain G: attention query/key projections times G (logits times G^2).\n"
+          "--metadata none: single file without the dg.* configs (as published checkpoints).\n");
 }
 
 /* diffusers' CrossAttn*Block2D and UNetMidBlock2DCrossAttn register their
@@ -512,7 +516,7 @@ static int gen_list(gm_list *L, int model, gm_models *gm) {
 }
 
 static int generate(const char *out, int single, dg_dtype dtype, uint64_t seed, int full,
-                    const char *tok_dir, int init, float qk_gain) {
+                    const char *tok_dir, int init, float qk_gain, int plain) {
   dg_unet_config ucfg = full ? dg_unet_config_sd15() : unet_tiny();
   dg_vae_config vcfg = full ? dg_vae_config_sd15() : dg_vae_config_tiny();
   dg_clip_text_config tcfg = full ? dg_clip_text_config_sd15() : dg_clip_text_config_tiny();
@@ -539,7 +543,8 @@ static int generate(const char *out, int single, dg_dtype dtype, uint64_t seed, 
       json_object_set_new(meta, "dg.text_encoder_config", json_string(tj));
       char *ms = json_dumps(meta, JSON_COMPACT | JSON_PRESERVE_ORDER);
       json_decref(meta);
-      rc = ms ? write_file(out, &L, ms, rng, init, qk_gain) : -1;
+      /* plain: an empty __metadata__, like the published checkpoints (configs from the shapes) */
+      rc = ms ? write_file(out, &L, plain ? "{}" : ms, rng, init, qk_gain) : -1;
       free(ms);
     }
     free(L.v);
@@ -713,6 +718,7 @@ out:
 int dg_cmd_gen_model(int argc, char **argv) {
   const char *arch = "sd15", *size = "tiny", *dtype_s = "f32", *layout = "diffusers";
   const char *out = NULL, *tok = NULL, *verify_path = NULL, *config_dir = NULL, *init_s = "fixture";
+  const char *meta_s = "dg";
   unsigned long long seed = 0;
   int threads = 0;
   float qk_gain = 1.0f;
@@ -734,6 +740,7 @@ int dg_cmd_gen_model(int argc, char **argv) {
     else if (!strcmp(a, "--layout")) layout = v;
     else if (!strcmp(a, "--tokenizer")) tok = v;
     else if (!strcmp(a, "--init")) init_s = v;
+    else if (!strcmp(a, "--metadata")) meta_s = v;
     else if (!strcmp(a, "--qk-gain")) {
       char *end;
       qk_gain = strtof(v, &end);
@@ -785,13 +792,17 @@ int dg_cmd_gen_model(int argc, char **argv) {
     fprintf(stderr, "gen-model: --init must be fixture or torch\n");
     return 2;
   }
+  if (strcmp(meta_s, "dg") != 0 && strcmp(meta_s, "none") != 0) {
+    fprintf(stderr, "gen-model: --metadata must be dg or none\n");
+    return 2;
+  }
   if (!out) {
     fprintf(stderr, "gen-model: -o PATH is required\n");
     usage(stderr);
     return 2;
   }
   int rc = generate(out, !strcmp(layout, "single"), dtype, seed, !strcmp(size, "full"), tok,
-                    !strcmp(init_s, "torch") ? INIT_TORCH : INIT_FIXTURE, qk_gain);
+                    !strcmp(init_s, "torch") ? INIT_TORCH : INIT_FIXTURE, qk_gain, !strcmp(meta_s, "none"));
   if (rc == 0)
     fprintf(stderr, "gen-model: wrote %s (%s %s, %s, seed %llu, init %s, qk gain %g)\n", out, size, dtype_s,
             layout, seed, init_s, (double)qk_gain);
