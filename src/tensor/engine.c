@@ -351,18 +351,7 @@ void dg_engine_parallel(dg_engine *e, int64_t n, dg_range_fn fn, void *arg) {
   fpu_leave(fpu);
 }
 
-static void *grow(scratch *s, size_t bytes);
-
-void *dg__engine_scratch(dg_engine *e, int thread_index, size_t bytes) {
-  if (!e || thread_index < 0 || thread_index >= e->n_threads) return NULL;
-  return grow(&e->scratch[thread_index], bytes);
-}
-
-void *dg__engine_workspace(dg_engine *e, int slot, size_t bytes) {
-  if (!e || slot < 0 || slot >= DG__ENGINE_WORKSPACES) return NULL;
-  return grow(&e->work[slot], bytes);
-}
-
+/* s grown to at least bytes (64-byte aligned; contents not kept); NULL on OOM. */
 static void *grow(scratch *s, size_t bytes) {
   if (bytes == 0) bytes = 1;
   if (s->n < bytes) {
@@ -376,3 +365,14 @@ static void *grow(scratch *s, size_t bytes) {
   }
   return s->p;
 }
+
+void *dg__engine_scratch(dg_engine *e, int thread_index, size_t bytes) {
+  if (!e || thread_index < 0 || thread_index >= e->n_threads) return NULL;
+  return grow(&e->scratch[thread_index], bytes);
+}
+
+void *dg__engine_workspace(dg_engine *e, int slot, size_t bytes) {
+  if (!e || slot < 0 || slot >= DG__ENGINE_WORKSPACES) return NULL;
+  return grow(&e->work[slot], bytes);
+}
+

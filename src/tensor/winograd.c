@@ -64,6 +64,7 @@ int dg__winograd_choose(const dg_engine *e, const dg_tensor *x, const dg_tensor 
     if (force != 2 && force != 4) force = 0;
   }
   int64_t ci = w->shape[1], co = w->shape[0], h = x->shape[2], wd = x->shape[3];
+  if (ci == 0) return 0;
   if (force) return h >= 2 && wd >= 2 ? force : 0;
   if (ci < 32 || co < 32) return 0; /* the tiny channel counts of the first / last layers */
   /* Measured on the UNet and VAE shapes (bench/bench_winograd.c, bench/RESULTS.md
@@ -85,7 +86,7 @@ dg_status dg__conv2d_winograd(dg_engine *e, dg_tensor *y, const dg_tensor *x, co
   const dg__wg_kernels *k = &dg__wg_generic;
   if (dg_engine_isa(e) == DG_ISA_AVX512 && dg__wg_avx512()) k = dg__wg_avx512();
   else if ((dg_engine_isa(e) == DG_ISA_AVX512 || dg_engine_isa(e) == DG_ISA_AVX2) && dg__wg_avx2()) k = dg__wg_avx2();
-  if (g.uk->bf16 || (m != 2 && m != 4)) return DG_STATUS_ERR_INVALID;
+  if (g.uk->bf16 || (m != 2 && m != 4) || w->shape[1] == 0) return DG_STATUS_ERR_INVALID; /* Ci = 0: direct */
   g.m = m;
   g.a = m + 2;
   g.a2 = g.a * g.a;
@@ -107,15 +108,6 @@ dg_status dg__conv2d_winograd(dg_engine *e, dg_tensor *y, const dg_tensor *x, co
   g.wt = w;
   g.bias = b;
   if (g.tiles == 0 || g.co == 0) return DG_STATUS_OK;
-  if (g.ci == 0) { /* y = bias */
-    for (int64_t n = 0; n < g.n; n++)
-      for (int64_t c = 0; c < g.co; c++) {
-        float bv = b ? dg_load_f32(b->data, b->dtype, c) : 0.0f;
-        float *p = g.y + (n * g.co + c) * g.ho * g.wo;
-        for (int64_t i = 0; i < g.ho * g.wo; i++) p[i] = bv;
-      }
-    return DG_STATUS_OK;
-  }
   /* output-channel chunk: its transformed filters within WG_U_BYTES */
   int64_t co_pad = (g.co + g.mr - 1) / g.mr * g.mr;
   int64_t cc = (int64_t)(u_budget / ((size_t)g.a2 * (size_t)g.ci * sizeof(float))) / g.mr * g.mr;

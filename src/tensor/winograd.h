@@ -34,7 +34,8 @@ int dg__winograd_choose(const dg_engine *e, const dg_tensor *x, const dg_tensor 
 
 /* y (N, Co, Ho, Wo) = conv3x3(x (N, Ci, H, W), w (Co, Ci, 3, 3)) + b, stride 1,
  * padding pad; m = 2 or 4.  w and b are F32, F16 or BF16; x, y F32.
- * ERR_NOMEM when the workspaces cannot be allocated. */
+ * ERR_NOMEM when the workspaces cannot be allocated, ERR_INVALID for Ci = 0
+ * (dg__winograd_choose never picks it then). */
 dg_status dg__conv2d_winograd(dg_engine *e, dg_tensor *y, const dg_tensor *x, const dg_tensor *w,
                               const dg_tensor *b, int pad, int m);
 

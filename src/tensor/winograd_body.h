@@ -367,13 +367,6 @@ static void v_task(void *arg, int64_t c0, int64_t c1, int ti) {
 
 /* ---- Output transform: Y = A^T M A + bias ------------------------------------- */
 
-static float bias_of(const dg_tensor *b, int64_t i) {
-  if (!b) return 0.0f;
-  float v;
-  cvt_run(b, i, 1, &v);
-  return v;
-}
-
 /* One dimension of A^T q for L tiles, plus b: F(2) 4 -> 2 values, F(4) 6 -> 4. */
 static void a_t2(const float *restrict q0, const float *restrict q1, const float *restrict q2,
                  const float *restrict q3, int64_t L, float b, float *restrict r0, float *restrict r1) {
@@ -422,7 +415,7 @@ static void y_task(void *arg, int64_t c0, int64_t c1, int ti) {
   float out[16][WG_RUN], mid[24][WG_RUN]; /* out[r m + c]: pixel (r, c) of each tile; mid[k m + c] */
   for (int64_t cl = c0; cl < c1; cl++) {
     int64_t co = g->co0 + cl;
-    float bv = bias_of(g->bias, co);
+    float bv = g->bias ? dg_load_f32(g->bias->data, g->bias->dtype, co) : 0.0f;
     for (int64_t t = g->t0; t < g->t0 + g->nt;) {
       int64_t n = t / per_img, rem = t % per_img, ty = rem / g->tw, tx = rem % g->tw;
       int64_t j = t - g->t0;
