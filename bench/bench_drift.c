@@ -159,24 +159,7 @@ typedef struct opts {
 } opts;
 
 static dg_status open_model(const opts *o, dg_sd15 **m, char *err, size_t errlen) {
-  char p[4200], tok[4200];
-  snprintf(p, sizeof p, "%s/sd1.5-img2img", o->model);
-  if (dg_is_dir(p)) return dg_sd15_img2img_open_model(o->model, m, err, errlen);
-  dg_sd15_params prm = dg_sd15_params_default();
-  prm.path = o->model;
-  if (dg_is_file(o->model)) {
-    if (o->tokenizer) {
-      snprintf(tok, sizeof tok, "%s", o->tokenizer);
-    } else {
-      const char *slash = strrchr(o->model, '/');
-      int dl = slash ? (int)(slash - o->model) : 1;
-      snprintf(tok, sizeof tok, "%.*s/tokenizer", dl, slash ? o->model : ".");
-    }
-    prm.tokenizer_dir = tok;
-  } else if (o->tokenizer) {
-    prm.tokenizer_dir = o->tokenizer;
-  }
-  return dg_sd15_open(&prm, m, err, errlen);
+  return dg_sd15_open_path(o->model, o->tokenizer, m, err, errlen);
 }
 
 /* ---- CLIP: every hidden state, f32 vs bf16 --------------------------------- */

@@ -110,35 +110,8 @@ static double cpu_now(void) {
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static int is_dir(const char *p) {
-  struct stat st;
-  return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-static int is_file(const char *p) {
-  struct stat st;
-  return stat(p, &st) == 0 && S_ISREG(st.st_mode);
-}
-
 static dg_status open_model(const opts *o, dg_sd15 **m, char *err, size_t errlen) {
-  char p[4200], tok[4200];
-  snprintf(p, sizeof p, "%s/sd1.5-img2img", o->model);
-  if (is_dir(p)) return dg_sd15_img2img_open_model(o->model, m, err, errlen);
-  dg_sd15_params prm = dg_sd15_params_default();
-  prm.path = o->model;
-  if (is_file(o->model)) {
-    if (o->tokenizer) {
-      snprintf(tok, sizeof tok, "%s", o->tokenizer);
-    } else {
-      const char *slash = strrchr(o->model, '/');
-      int dl = slash ? (int)(slash - o->model) : 1;
-      snprintf(tok, sizeof tok, "%.*s/tokenizer", dl, slash ? o->model : ".");
-    }
-    prm.tokenizer_dir = tok;
-  } else if (o->tokenizer) {
-    prm.tokenizer_dir = o->tokenizer;
-  }
-  return dg_sd15_open(&prm, m, err, errlen);
+  return dg_sd15_open_path(o->model, o->tokenizer, m, err, errlen);
 }
 
 /* A fixed input: smooth colour gradients with a few discs (some structure for

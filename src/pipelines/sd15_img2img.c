@@ -98,6 +98,24 @@ dg_status dg_sd15_img2img_open_model(const char *models_dir, dg_sd15 **out, char
   return dg_sd15_open(&p, out, err, errlen);
 }
 
+dg_status dg_sd15_open_path(const char *path, const char *tokenizer_dir, dg_sd15 **out, char *err,
+                            size_t errlen) {
+  char p[4200], tok[4200];
+  snprintf(p, sizeof p, "%s/sd1.5-img2img", path);
+  if (dg_is_dir(p)) return dg_sd15_img2img_open_model(path, out, err, errlen);
+  dg_sd15_params prm = dg_sd15_params_default();
+  prm.path = path;
+  if (dg_is_file(path) && !tokenizer_dir) {
+    const char *slash = strrchr(path, '/');
+    int dl = slash ? (int)(slash - path) : 1;
+    snprintf(tok, sizeof tok, "%.*s/tokenizer", dl, slash ? path : ".");
+    prm.tokenizer_dir = tok;
+  } else {
+    prm.tokenizer_dir = tokenizer_dir;
+  }
+  return dg_sd15_open(&prm, out, err, errlen);
+}
+
 /* ---- The pipeline --------------------------------------------------------- */
 
 typedef struct sd15_job {

@@ -21,6 +21,13 @@ dg_status dg_sd15_img2img_run(dg_job_io *io);
 dg_status dg_sd15_img2img_open_model(const char *models_dir, dg_sd15 **out, char *err,
                                      size_t errlen);
 
+/* Open an SD1.5 model from any of: a models directory (with sd1.5-img2img/
+ * inside), a diffusers folder, or a single .safetensors checkpoint whose
+ * tokenizer is tokenizer_dir or, when NULL, the folder "tokenizer" beside
+ * the file (benchmarks and tools taking one path). */
+dg_status dg_sd15_open_path(const char *path, const char *tokenizer_dir, dg_sd15 **out, char *err,
+                            size_t errlen);
+
 /* One request, with the public parameters' meaning. */
 typedef struct dg_sd15_img2img_request {
   const dg_image *image;        /* input (RGB or RGBA; alpha dropped) */
