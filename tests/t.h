@@ -42,14 +42,21 @@ static int t_passed, t_failed;
     return t_failed ? 1 : 0;                                      \
   } while (0)
 
-/* Path of a file under tests/data (DG_TEST_DATA), in a static buffer ring. */
+/* Path of a test file or folder, in a static buffer ring: under DG_TEST_GEN_DATA
+ * (data generated at test time, tests/gen_test_data.cmake) when it is there, else
+ * under tests/data (DG_TEST_DATA).  The generated tree comes first so that a folder
+ * stored only in part (sd15-tiny/diffusers: configs and tokenizer, no weights)
+ * resolves to its complete generated copy. */
 static inline const char *t_data(const char *rel) {
   static char bufs[8][4096];
   static int i;
   const char *root = getenv("DG_TEST_DATA"), *gen = getenv("DG_TEST_GEN_DATA");
   char *b = bufs[i++ & 7];
+  if (gen) {
+    snprintf(b, 4096, "%s/%s", gen, rel);
+    if (access(b, F_OK) == 0) return b;
+  }
   snprintf(b, 4096, "%s/%s", root ? root : "tests/data", rel);
-  if (gen && access(b, F_OK) != 0) snprintf(b, 4096, "%s/%s", gen, rel); /* generated (tests/CMakeLists.txt) */
   return b;
 }
 
