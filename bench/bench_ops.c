@@ -1,9 +1,11 @@
 /* Memory-bound ops at SD1.5 shapes: effective GB/s (bytes read once + written
  * once, per call) against the machine's measured memory bandwidth.
  *
- *   bench_ops [threads] [reps] [cpu|wall] [only]   threads: 0 = all CPUs (default)
+ *   bench_ops [threads] [reps] [cpu|wall] [only] [isas]   threads: 0 = all CPUs (default)
  *
- * only: run just the ops whose name contains this string (e.g. "gelu").
+ * only: run just the ops whose name contains this string (e.g. "gelu"; "" or
+ * "all": every op).  isas: run just the ISAs whose name is in this string
+ * (e.g. "avx2,avx512"; default: every ISA the CPU has).
  *
  * With "cpu" (and threads = 1) every time is the calling thread's CPU time
  * (CLOCK_THREAD_CPUTIME_ID) instead of wall time: on a shared, overloaded
@@ -87,6 +89,14 @@ static void measure_bw(dg_engine *e, float *a, float *b, float *c, size_t n, dou
     if (v[i] > out[i]) out[i] = v[i];
 }
 
+/* name is one of the comma-separated words of list */
+static int isa_listed(const char *list, const char *name) {
+  size_t n = strlen(name);
+  for (const char *p = list; (p = strstr(p, name)) != NULL; p += n)
+    if ((p == list || p[-1] == ',') && (p[n] == ',' || p[n] == 0)) return 1;
+  return 0;
+}
+
 typedef enum { OP_GN, OP_GN_SILU, OP_LN, OP_SOFTMAX, OP_ADD, OP_SILU, OP_GELU, OP_GEGLU } op_kind;
 
 static const char *op_names[] = {"group_norm",  "group_norm+silu", "layer_norm", "softmax",
@@ -111,7 +121,8 @@ int main(int argc, char **argv) {
   int threads = argc > 1 ? atoi(argv[1]) : 0;
   int reps = argc > 2 ? atoi(argv[2]) : 10;
   if (reps < 1) reps = 1;
-  const char *only = argc > 4 ? argv[4] : NULL;
+  const char *only = argc > 4 && argv[4][0] && strcmp(argv[4], "all") ? argv[4] : NULL;
+  const char *isa_only = argc > 5 ? argv[5] : NULL;
   if (argc > 3 && !strcmp(argv[3], "cpu")) {
     if (threads != 1) {
       fprintf(stderr, "cpu timing needs threads = 1\n");
@@ -190,6 +201,7 @@ int main(int argc, char **argv) {
     for (int q = 0; q < 3; q++) {
       if (isas[q] == DG_ISA_AVX2 && !dg_cpu_has_avx2()) continue;
       if (isas[q] == DG_ISA_AVX512 && !dg_cpu_has_avx512()) continue;
+      if (isa_only && !isa_listed(isa_only, dg_isa_name(isas[q]))) continue;
       dg_engine_params pq = p;
       pq.isa = isas[q];
       dg_engine *eq = NULL;

@@ -1,8 +1,10 @@
 /* AVX2 + FMA row kernels of the memory-bound ops (table in ops_internal.h);
  * the 8-lane twin of ops_avx512.c.  Only reached when the engine's ISA is
- * DG_ISA_AVX2.  Tails use vmaskmovps.  exp: same reduction and polynomial as
- * the AVX-512 file, 2^n applied as two exponent-field factors (correct down to
- * the subnormals). */
+ * DG_ISA_AVX2.  Tails use vmaskmovps.  exp: the AVX-512 file's reduction and
+ * polynomial, 2^n from the exponent bits of the rounding FMA (exp8_core); the
+ * tested v_exp is correct down to the subnormals (two-factor scaling for the
+ * lanes outside [-87.3, 88.3]), the kernels' exp flushes results below
+ * FLT_MIN to 0 (as the compute threads' FTZ does). */
 #include "tensor/ops_internal.h"
 
 #if defined(__x86_64__) && defined(__AVX2__) && defined(__FMA__)
@@ -15,6 +17,14 @@
 static inline __m256i tail_mask(int64_t r) {
   return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(r < W ? r : W)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
+/* Streaming loops prefetch their inputs and output PF_AHEAD floats (4 KiB)
+ * ahead, one prefetch per 64-byte line, i.e. every other vector (see
+ * ops_avx512.c; a hint: never faults, harmless past the end). */
+#define PF_AHEAD 1024
+#define PF_LINE(p) _mm_prefetch((const char *)((p) + PF_AHEAD), _MM_HINT_T0)
+#define PF_STREAM2(i, p, q) \
+  if (!((i) & 15)) PF_LINE((p) + (i)), PF_LINE((q) + (i))
+
 static inline __m256 load(const float *p, int64_t r) {
   return r >= W ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, tail_mask(r));
 }
@@ -25,29 +35,68 @@ static inline void store(float *p, int64_t r, __m256 v) {
     _mm256_maskstore_ps(p, tail_mask(r), v);
 }
 
-static inline __m256 exp8(__m256 x) {
-  x = _mm256_min_ps(x, _mm256_set1_ps(89.0f));
-  x = _mm256_max_ps(x, _mm256_set1_ps(-104.0f));
-  __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                             _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+/* exp on [-88, 88.7]: Cody-Waite reduction x = n ln2 + r (ln2 in two parts),
+ * e^r = 1 + r + r^2 q(r) with q of degree 4 (relative minimax fit on
+ * |r| <= ln2/2: 3.8e-9 with float coefficients), times 2^n built from the
+ * bits of t = x log2e + (1.5 2^23 + 127), which holds n + 127 in its low
+ * mantissa bits (one FMA rounds x log2e to the nearest integer n): shifted
+ * into the exponent field it is 2^n for n in [-126, 127], 0 for n = -127
+ * (x < -87.68: results below FLT_MIN flush to 0, as the compute threads'
+ * FTZ does anyway) and +inf for n = 128 (x > 88.38).  The caller clamps. */
+#define EXP_MAGIC 12583039.0f /* 1.5 * 2^23 + 127 */
+static inline __m256 exp8_core(__m256 x) {
+  __m256 t = _mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(EXP_MAGIC));
+  __m256 n = _mm256_sub_ps(t, _mm256_set1_ps(EXP_MAGIC));
   __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
   r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  __m256 p = _mm256_set1_ps(1.381459180e-03f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.368719369e-03f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.166838899e-02f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.666652113e-01f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.999999404e-01f));
   p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-  /* 2^n as two exact factors 2^h 2^(n-h), n in [-150, 129]: subnormal results round once */
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_castps_si256(t), 23)));
+}
+
+/* the kernels' exp: e^x clamped to [-88, 88.7] (0 below -87.68, inf above 88.38); NaN stays NaN */
+static inline __m256 exp8_ops(__m256 x) {
+  return exp8_core(_mm256_max_ps(_mm256_set1_ps(-88.0f), _mm256_min_ps(_mm256_set1_ps(88.7f), x)));
+}
+
+/* e^x correct over the whole range: the same core on [-87.3, 88.3] (normal
+ * results, one rounding), and for vectors with lanes outside it the wide form:
+ * same reduction and polynomial, 2^n as two exact factors 2^h 2^(n-h) so
+ * results down to the subnormals round once. */
+static inline __m256 exp8_wide(__m256 x) {
+  __m256 xc = _mm256_max_ps(_mm256_min_ps(x, _mm256_set1_ps(89.0f)), _mm256_set1_ps(-104.0f));
+  __m256 n = _mm256_round_ps(_mm256_mul_ps(xc, _mm256_set1_ps(1.44269504088896341f)),
+                             _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), xc);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.381459180e-03f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.368719369e-03f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.166838899e-02f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.666652113e-01f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.999999404e-01f));
+  p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
   __m256i ni = _mm256_cvtps_epi32(n), h = _mm256_srai_epi32(ni, 1), bias = _mm256_set1_epi32(127);
   __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(h, bias), 23));
   __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_sub_epi32(ni, h), bias), 23));
-  return _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
+  __m256 y = _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
+  return _mm256_blendv_ps(y, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q)); /* NaN in, NaN out */
 }
 
-static inline __m256 silu8(__m256 v) {
-  __m256 en = exp8(_mm256_sub_ps(_mm256_setzero_ps(), v));
+static inline __m256 exp8(__m256 x) {
+  __m256 xc = _mm256_max_ps(_mm256_min_ps(x, _mm256_set1_ps(88.3f)), _mm256_set1_ps(-87.3f));
+  __m256 y = exp8_core(xc);
+  __m256 out = _mm256_cmp_ps(x, xc, _CMP_NEQ_UQ); /* clamped or NaN */
+  if (_mm256_movemask_ps(out)) y = _mm256_blendv_ps(y, exp8_wide(x), out);
+  return y;
+}
+
+/* x sigmoid(k x) = x / (1 + e^(-k x)); e^(-k x) = inf (x < -52 / k) gives -0 */
+static inline __m256 silu8(__m256 v, __m256 negk) {
+  __m256 en = exp8_ops(_mm256_mul_ps(v, negk));
   return _mm256_div_ps(v, _mm256_add_ps(_mm256_set1_ps(1.0f), en));
 }
 
@@ -79,114 +128,96 @@ static inline __m256 gelu8_erfc(__m256 x) {
 }
 
 /* GELU = x Phi(x), Phi(x) = Q(-x) = 1 - Q(x), Q(a) = 0.5 erfc(a / sqrt 2) (see ops_avx512.c).
- * For |x| < 4: Q(|x|) from a piecewise polynomial, 8 intervals of width 1/2 on
- * [0, 4), degree 8 in u = 2 (2|x| - i) - 1 on interval i, coefficients looked
- * up per lane with vpermps (relative minimax fit per interval, as in
- * ops_avx512.c: 2.1e-7 relative with float Horner).  For 4 <= |x| < 8 (only
- * evaluated when a vector has such lanes): 16 intervals of width 1/4, degree 8,
- * each coefficient from two vpermps and a blend (2.8e-7).  x >= 8 gives x; lanes
- * with x <= -8 or NaN take the erfc form above, blended per lane. */
-static _Alignas(32) const float gelu_q[9][8] = {
-    {0.401293665f, 0.22662735f, 0.105649777f, 0.0400591567f, 0.0122244731f, 0.00297976332f, 0.000577025057f,
-     8.84172841e-05f},
-    {-0.096667029f, -0.0752843544f, -0.0456622727f, -0.0215693302f, -0.00793491304f, -0.00227339054f,
-     -0.000507262012f, -8.81489177e-05f},
-    {0.00302084466f, 0.00705790846f, 0.00713473f, 0.00471829111f, 0.00223169429f, 0.000781478011f,
-     0.000206075187f, 4.13198068e-05f},
-    {0.000944013824f, 0.000343092863f, -0.000267552241f, -0.000463403587f, -0.000335787394f,
-     -0.000155407572f, -5.05280404e-05f, -1.19942169e-05f},
-    {-4.62173739e-05f, -8.9602283e-05f, -5.34175197e-05f, 1.53586723e-06f, 2.39732326e-05f, 1.85702793e-05f,
-     8.11691007e-06f, 2.38073653e-06f},
-    {-8.27187523e-06f, 1.43233223e-07f, 5.8464625e-06f, 4.21011919e-06f, 4.51217261e-07f, -1.09645111e-06f,
-     -8.45341674e-07f, -3.33958241e-07f},
-    {4.71333323e-07f, 7.42069972e-07f, 1.40542653e-07f, -3.19711972e-07f, -2.41989682e-07f, -2.91211339e-08f,
-     4.68007642e-08f, 3.23309344e-08f},
-    {5.66211504e-08f, -2.04613908e-08f, -4.91877614e-08f, -1.1479325e-08f, 1.58140327e-08f, 1.09958647e-08f,
-     9.20565346e-10f, -1.82222615e-09f},
-    {-3.58222829e-09f, -4.38541248e-09f, 1.02254794e-09f, 2.7099718e-09f, 4.60208094e-10f, -7.42260309e-10f,
-     -3.87791105e-10f, 2.41563974e-12f},
+ * Q(|x|) for |x| < 8 from a piecewise polynomial over 16 intervals of width
+ * 1/2: interval i = floor(2|x|), variable w = i + 1 - 2|x| in (0, 1] (measured
+ * from the interval's right end: in the tail every coefficient is positive and
+ * Horner does not cancel), coefficients looked up per lane with vpermps (an
+ * AVX2 permute reads 8 entries): table A (i < 8, |x| < 4) degree 7, table B
+ * (4 <= |x| < 8) degree 10.  Relative minimax fits per interval (weighted
+ * least squares at 200 Chebyshev nodes, Lawson reweighting, long double):
+ * with float coefficients and float Horner 1.6e-7 (A), 2.6e-7 (B).  Vectors
+ * with every |x| < 4 evaluate A only; the others (out of line) evaluate A and
+ * B and blend per lane (a lane of A gets bit-identical results either way).  x >= 8 gives x (Q(8) = 6e-16);
+ * lanes with x <= -8 or NaN take the erfc form above, blended per lane. */
+static _Alignas(32) const float gelu_a[8][8] = {
+    {3.085375428e-01f, 1.586552560e-01f, 6.680720299e-02f, 2.275013179e-02f, 6.209665444e-03f, 1.349898055e-03f, 2.326290851e-04f, 3.167124305e-05f},
+    {1.760326624e-01f, 1.209853590e-01f, 6.475879997e-02f, 2.699548565e-02f, 8.764150552e-03f, 2.215923741e-03f, 4.363411572e-04f, 6.691511953e-05f},
+    {2.200415172e-02f, 3.024641424e-02f, 2.428453043e-02f, 1.349770091e-02f, 5.477588158e-03f, 1.661953051e-03f, 3.818033147e-04f, 6.691500312e-05f},
+    {-5.501596723e-03f, -6.080034041e-07f, 3.373023123e-03f, 3.374785185e-03f, 1.917204005e-03f, 7.385525387e-04f, 2.044937864e-04f, 4.182320845e-05f},
+    {-1.258256380e-03f, -1.257831114e-03f, -3.801960847e-04f, 2.797521593e-04f, 3.707057913e-04f, 2.081265411e-04f, 7.375091809e-05f, 1.811591574e-05f},
+    {1.378394518e-04f, -1.312195964e-04f, -1.815779688e-04f, -6.708862929e-05f, 2.114915151e-05f, 3.373943036e-05f, 1.768959919e-05f, 5.701595455e-06f},
+    {5.484596841e-05f, 3.746525181e-05f, -1.278505806e-05f, -2.494347609e-05f, -8.291652193e-06f, 2.842880576e-06f, 3.287189429e-06f, 1.254035396e-06f},
+    {-7.182084573e-06f, 2.705274937e-06f, 6.259469501e-06f, 1.378091497e-06f, -2.039343599e-06f, -1.370938094e-06f, -9.699370196e-08f, 2.329651352e-07f},
 };
 
-static _Alignas(32) const float gelu_q2[9][16] = {
-    {1.85367371e-05f, 6.07162383e-06f, 1.87299202e-06f, 5.4404228e-07f, 1.48768876e-07f, 3.82913399e-08f,
-     9.27539912e-09f, 2.1142168e-09f, 4.53418025e-10f, 9.14814752e-11f, 1.73624084e-11f, 3.09949288e-12f,
-     5.20403436e-13f, 8.21725229e-14f, 1.22017197e-14f, 1.70371424e-15f},
-    {-1.00675561e-05f, -3.47925425e-06f, -1.12954854e-06f, -3.44492832e-07f, -9.86988482e-08f,
-     -2.65644342e-08f, -6.71654066e-09f, -1.59531832e-09f, -3.5596362e-10f, -7.46140302e-11f,
-     -1.46923741e-11f, -2.71781577e-12f, -4.72285568e-13f, -7.70984974e-14f, -1.18234373e-14f,
-     -1.70332767e-15f},
-    {2.5955419e-06f, 9.51358572e-07f, 3.26510104e-07f, 1.04962659e-07f, 3.16144728e-08f, 8.92398955e-09f,
-     2.36128384e-09f, 5.85780924e-10f, 1.36267331e-10f, 2.97290283e-11f, 6.08356117e-12f, 1.16781162e-12f,
-     2.10314689e-13f, 3.5537596e-14f, 5.63460843e-15f, 8.38356842e-16f},
-    {-4.19891165e-07f, -1.64364181e-07f, -5.99796905e-08f, -2.04234247e-08f, -6.49398002e-09f,
-     -1.92942395e-09f, -5.35935074e-10f, -1.3923987e-10f, -3.38495863e-11f, -7.70247147e-12f,
-     -1.64105654e-12f, -3.27452122e-13f, -6.12073665e-14f, -1.07196517e-14f, -1.75937637e-15f,
-     -2.70650955e-16f},
-    {4.73673687e-08f, 1.99941681e-08f, 7.81865062e-09f, 2.83803958e-09f, 9.57721347e-10f, 3.00843017e-10f,
-     8.80579984e-11f, 2.40380355e-11f, 6.12413722e-12f, 1.45705008e-12f, 3.23905209e-13f, 6.73092766e-14f,
-     1.30803588e-14f, 2.37796432e-15f, 4.0454553e-16f, 6.44208129e-17f},
-    {-3.90064114e-09f, -1.8016274e-09f, -7.63447583e-10f, -2.98014086e-10f, -1.07485208e-10f,
-     -3.59024477e-11f, -1.11265303e-11f, -3.20404228e-12f, -8.58354457e-13f, -2.14143048e-13f,
-     -4.979437e-14f, -1.07996819e-14f, -2.18608785e-15f, -4.13224309e-16f, -7.29745949e-17f, -1.2044988e-17f},
-    {2.36529962e-10f, 1.22559379e-10f, 5.72755385e-11f, 2.43566087e-11f, 9.4822622e-12f, 3.39418034e-12f,
-     1.12070401e-12f, 3.4218765e-13f, 9.68085746e-14f, 2.54175563e-14f, 6.20148438e-15f, 1.40759141e-15f,
-     2.97495521e-16f, 5.85938747e-17f, 1.07619233e-17f, 1.84438963e-18f},
-    {-1.01658864e-11f, -6.23214674e-12f, -3.31923768e-12f, -1.57230294e-12f, -6.71427215e-13f,
-     -2.6072246e-13f, -9.26090259e-14f, -3.02197706e-14f, -9.08865421e-15f, -2.52564705e-15f,
-     -6.49803867e-16f, -1.55037668e-16f, -3.43497503e-17f, -7.07510987e-18f, -1.35607648e-18f, -2.4206691e-19f},
-    {2.58428668e-13f, 2.18881947e-13f, 1.42174074e-13f, 7.77617445e-14f, 3.71995661e-14f, 1.58752321e-14f,
-     6.11593702e-15f, 2.14366463e-15f, 6.87358608e-16f, 2.02440689e-16f, 5.49339942e-17f, 1.37678522e-17f,
-     3.19313265e-18f, 6.86412567e-19f, 1.3694642e-19f, 2.53866431e-20f},
+static _Alignas(32) const float gelu_b[11][8] = {
+    {3.397673026e-06f, 2.866515842e-07f, 1.898956192e-08f, 9.865877004e-10f, 4.016000726e-11f, 1.279812519e-12f, 3.190891697e-14f, 6.220960425e-16f},
+    {7.991870916e-06f, 7.433597489e-07f, 5.384880097e-08f, 3.037941454e-09f, 1.334778260e-10f, 4.567359511e-12f, 1.217159647e-13f, 2.526132617e-15f},
+    {8.990854440e-06f, 9.291997003e-07f, 7.404210578e-08f, 4.556914845e-09f, 2.169018992e-10f, 7.992924031e-12f, 2.282205729e-13f, 5.052417699e-15f},
+    {6.410148217e-06f, 7.433599194e-07f, 6.562808608e-08f, 4.430282807e-09f, 2.294069934e-10f, 9.133890692e-12f, 2.801424999e-13f, 6.628258547e-15f},
+    {3.231069968e-06f, 4.258820354e-07f, 4.203560522e-08f, 3.133324489e-09f, 1.774371206e-10f, 7.667665114e-12f, 2.537306303e-13f, 6.447994689e-15f},
+    {1.213702603e-06f, 1.850712295e-07f, 2.065101867e-08f, 1.711226827e-09f, 1.062840718e-10f, 4.977468524e-12f, 1.763980401e-13f, 4.738602157e-15f},
+    {3.471083687e-07f, 6.289807430e-08f, 8.088990811e-09f, 7.599799123e-10f, 5.316306423e-11f, 2.808874444e-12f, 1.134257754e-13f, 3.536513115e-15f},
+    {7.612270281e-08f, 1.699102725e-08f, 2.509475072e-09f, 2.559952805e-10f, 1.829267987e-11f, 9.094684641e-13f, 3.025572550e-14f, 5.836485288e-16f},
+    {1.122317705e-08f, 3.584571306e-09f, 7.199972840e-10f, 1.013051101e-10f, 1.042457006e-11f, 7.995073787e-13f, 4.606749959e-14f, 2.000671493e-15f},
+    {1.686732420e-09f, 6.074810655e-10f, 9.456116445e-11f, 5.580722082e-12f, -4.519582137e-13f, -1.189966637e-13f, -1.150768798e-14f, -6.794151855e-16f},
+    {-2.178856123e-10f, 6.778906603e-11f, 4.336650136e-11f, 1.042337570e-11f, 1.491380370e-12f, 1.420316772e-13f, 9.454604627e-15f, 4.519962624e-16f},
 };
 
-static inline __m256 gelu8(__m256 x) {
+#define A_COEF(j) _mm256_permutevar8x32_ps(_mm256_load_ps(gelu_a[j]), i)
+#define B_COEF(j) _mm256_permutevar8x32_ps(_mm256_load_ps(gelu_b[j]), i)
+
+/* vectors with a lane |x| >= 4 or NaN (out of line: rare in activations) */
+static __attribute__((noinline)) __m256 gelu8_wide(__m256 x) {
   __m256 a = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x);
-  __m256 slow = _mm256_cmp_ps(a, _mm256_set1_ps(4.0f), _CMP_NLT_UQ);
-  __m256 t = _mm256_mul_ps(a, _mm256_set1_ps(2.0f)); /* exact */
-  __m256i i = _mm256_cvttps_epi32(t);               /* interval; only its low 3 bits are used */
-  __m256 u = _mm256_fmsub_ps(_mm256_sub_ps(t, _mm256_cvtepi32_ps(i)), _mm256_set1_ps(2.0f), _mm256_set1_ps(1.0f));
-#define Q_COEF(j) _mm256_permutevar8x32_ps(_mm256_load_ps(gelu_q[j]), i)
-  __m256 q = Q_COEF(8);
-  q = _mm256_fmadd_ps(q, u, Q_COEF(7));
-  q = _mm256_fmadd_ps(q, u, Q_COEF(6));
-  q = _mm256_fmadd_ps(q, u, Q_COEF(5));
-  q = _mm256_fmadd_ps(q, u, Q_COEF(4));
-  q = _mm256_fmadd_ps(q, u, Q_COEF(3));
-  q = _mm256_fmadd_ps(q, u, Q_COEF(2));
-  q = _mm256_fmadd_ps(q, u, Q_COEF(1));
-  q = _mm256_fmadd_ps(q, u, Q_COEF(0));
-#undef Q_COEF
-  __m256 mid = _mm256_and_ps(slow, _mm256_cmp_ps(a, _mm256_set1_ps(8.0f), _CMP_LT_OQ)); /* 4 <= |x| < 8 */
-  if (_mm256_movemask_ps(mid)) {
-    __m256 t2 = _mm256_mul_ps(a, _mm256_set1_ps(4.0f)); /* exact */
-    __m256i j = _mm256_cvttps_epi32(t2);                /* 16..31 on these lanes */
-    __m256 u2 = _mm256_fmsub_ps(_mm256_sub_ps(t2, _mm256_cvtepi32_ps(j)), _mm256_set1_ps(2.0f), _mm256_set1_ps(1.0f));
-    __m256 upper = _mm256_castsi256_ps(_mm256_slli_epi32(j, 28)); /* sign bit = bit 3 of j: intervals 8..15 */
-#define Q2_COEF(c)                                                                  \
-  _mm256_blendv_ps(_mm256_permutevar8x32_ps(_mm256_load_ps(gelu_q2[c]), j),        \
-                   _mm256_permutevar8x32_ps(_mm256_load_ps(gelu_q2[c] + 8), j), upper)
-    __m256 q2 = Q2_COEF(8);
-    q2 = _mm256_fmadd_ps(q2, u2, Q2_COEF(7));
-    q2 = _mm256_fmadd_ps(q2, u2, Q2_COEF(6));
-    q2 = _mm256_fmadd_ps(q2, u2, Q2_COEF(5));
-    q2 = _mm256_fmadd_ps(q2, u2, Q2_COEF(4));
-    q2 = _mm256_fmadd_ps(q2, u2, Q2_COEF(3));
-    q2 = _mm256_fmadd_ps(q2, u2, Q2_COEF(2));
-    q2 = _mm256_fmadd_ps(q2, u2, Q2_COEF(1));
-    q2 = _mm256_fmadd_ps(q2, u2, Q2_COEF(0));
-#undef Q2_COEF
-    q = _mm256_blendv_ps(q, q2, mid);
-    slow = _mm256_andnot_ps(mid, slow);
-  }
-  __m256 neg = _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LT_OQ);
-  __m256 phi = _mm256_blendv_ps(_mm256_sub_ps(_mm256_set1_ps(1.0f), q), q, neg);
-  __m256 r = _mm256_mul_ps(x, phi);
-  __m256 hi = _mm256_cmp_ps(x, _mm256_set1_ps(8.0f), _CMP_GE_OQ); /* Q(8) = 6e-16: GELU = x */
-  r = _mm256_blendv_ps(r, x, hi);
-  slow = _mm256_andnot_ps(hi, slow);
+  __m256 t = _mm256_mul_ps(a, _mm256_set1_ps(2.0f));
+  __m256i i = _mm256_cvttps_epi32(t);
+  __m256 w = _mm256_sub_ps(_mm256_add_ps(_mm256_cvtepi32_ps(i), _mm256_set1_ps(1.0f)), t);
+  __m256 qa = A_COEF(7), qb = B_COEF(10); /* two chains, one blend: a lane of A as in gelu8 */
+  qa = _mm256_fmadd_ps(qa, w, A_COEF(6));
+  qb = _mm256_fmadd_ps(qb, w, B_COEF(9));
+  qa = _mm256_fmadd_ps(qa, w, A_COEF(5));
+  qb = _mm256_fmadd_ps(qb, w, B_COEF(8));
+  qa = _mm256_fmadd_ps(qa, w, A_COEF(4));
+  qb = _mm256_fmadd_ps(qb, w, B_COEF(7));
+  qa = _mm256_fmadd_ps(qa, w, A_COEF(3));
+  qb = _mm256_fmadd_ps(qb, w, B_COEF(6));
+  qa = _mm256_fmadd_ps(qa, w, A_COEF(2));
+  qb = _mm256_fmadd_ps(qb, w, B_COEF(5));
+  qa = _mm256_fmadd_ps(qa, w, A_COEF(1));
+  qb = _mm256_fmadd_ps(qb, w, B_COEF(4));
+  qa = _mm256_fmadd_ps(qa, w, A_COEF(0));
+  qb = _mm256_fmadd_ps(qb, w, B_COEF(3));
+  qb = _mm256_fmadd_ps(qb, w, B_COEF(2));
+  qb = _mm256_fmadd_ps(qb, w, B_COEF(1));
+  qb = _mm256_fmadd_ps(qb, w, B_COEF(0));
+  __m256 q = _mm256_blendv_ps(qa, qb, _mm256_castsi256_ps(_mm256_slli_epi32(i, 28))); /* bit 3 of i: table B */
+  __m256 r = _mm256_mul_ps(x, _mm256_blendv_ps(_mm256_sub_ps(_mm256_set1_ps(1.0f), q), q, x));
+  r = _mm256_blendv_ps(r, x, _mm256_cmp_ps(x, _mm256_set1_ps(8.0f), _CMP_GE_OQ)); /* x >= 8: x */
+  __m256 slow = _mm256_cmp_ps(x, _mm256_set1_ps(-8.0f), _CMP_NGT_UQ);           /* x <= -8 or NaN */
   if (_mm256_movemask_ps(slow)) r = _mm256_blendv_ps(r, gelu8_erfc(x), slow);
   return r;
 }
+
+static inline __attribute__((always_inline)) __m256 gelu8(__m256 x) {
+  __m256 a = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x);
+  if (_mm256_movemask_ps(_mm256_cmp_ps(a, _mm256_set1_ps(4.0f), _CMP_NLT_UQ))) return gelu8_wide(x);
+  __m256 t = _mm256_mul_ps(a, _mm256_set1_ps(2.0f)); /* exact */
+  __m256i i = _mm256_cvttps_epi32(t);               /* interval 0..7 */
+  __m256 w = _mm256_sub_ps(_mm256_add_ps(_mm256_cvtepi32_ps(i), _mm256_set1_ps(1.0f)), t);
+  __m256 q = A_COEF(7);
+  q = _mm256_fmadd_ps(q, w, A_COEF(6));
+  q = _mm256_fmadd_ps(q, w, A_COEF(5));
+  q = _mm256_fmadd_ps(q, w, A_COEF(4));
+  q = _mm256_fmadd_ps(q, w, A_COEF(3));
+  q = _mm256_fmadd_ps(q, w, A_COEF(2));
+  q = _mm256_fmadd_ps(q, w, A_COEF(1));
+  q = _mm256_fmadd_ps(q, w, A_COEF(0));
+  /* Phi = Q(|x|) for x < 0 (the sign bit selects), 1 - Q(|x|) otherwise */
+  return _mm256_mul_ps(x, _mm256_blendv_ps(_mm256_sub_ps(_mm256_set1_ps(1.0f), q), q, x));
+}
+#undef B_COEF
+#undef A_COEF
 
 static inline double hsum_d(__m256 v) {
   __m256d a = _mm256_cvtps_pd(_mm256_castps256_ps128(v)), b = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
@@ -266,9 +297,12 @@ static void v_sums_shifted(const float *x, int64_t n, float k, double s[2]) {
 static void v_affine(float *y, const float *x, int64_t n, float m, float a, float b, int silu, const float *pf) {
   __m256 vm = _mm256_set1_ps(m), va = _mm256_set1_ps(a), vb = _mm256_set1_ps(b);
   for (int64_t i = 0; i < n; i += W) {
-    if (pf && !(i & 15)) _mm_prefetch((const char *)(pf + i), _MM_HINT_T1); /* a hint: never faults */
+    if (!(i & 15)) {
+      if (pf) _mm_prefetch((const char *)(pf + i), _MM_HINT_T1); /* a hint: never faults */
+      PF_LINE(y + i);
+    }
     __m256 v = _mm256_fmadd_ps(_mm256_sub_ps(load(x + i, n - i), vm), va, vb);
-    if (silu) v = silu8(v);
+    if (silu) v = silu8(v, _mm256_set1_ps(-1.0f));
     store(y + i, n - i, v);
   }
 }
@@ -277,7 +311,10 @@ static void v_normalize(float *y, const float *x, int64_t n, float mean, float r
                         const float *b, const float *pf) {
   __m256 vm = _mm256_set1_ps(mean), vr = _mm256_set1_ps(rstd);
   for (int64_t i = 0; i < n; i += W) {
-    if (pf && !(i & 15)) _mm_prefetch((const char *)(pf + i), _MM_HINT_T0);
+    if (!(i & 15)) {
+      if (pf) _mm_prefetch((const char *)(pf + i), _MM_HINT_T0);
+      PF_LINE(y + i);
+    }
     __m256 v = _mm256_mul_ps(_mm256_sub_ps(load(x + i, n - i), vm), vr);
     if (g) v = _mm256_mul_ps(v, load(g + i, n - i));
     if (b) v = _mm256_add_ps(v, load(b + i, n - i));
@@ -285,42 +322,68 @@ static void v_normalize(float *y, const float *x, int64_t n, float mean, float r
   }
 }
 
-/* Rows of up to 8 vectors (n <= 64) held in registers, R rows at a time to
- * hide each row's latency (see ops_avx512.c): the same operations in the same
- * order as the long form, identical results. */
+/* max / sum of the 8 lanes, in every lane */
+static inline __m256 hmax8(__m256 v) {
+  v = _mm256_max_ps(v, _mm256_permute2f128_ps(v, v, 1));
+  v = _mm256_max_ps(v, _mm256_permute_ps(v, 0x4E));
+  return _mm256_max_ps(v, _mm256_permute_ps(v, 0xB1));
+}
+static inline __m256 hsum8(__m256 v) {
+  v = _mm256_add_ps(v, _mm256_permute2f128_ps(v, v, 1));
+  v = _mm256_add_ps(v, _mm256_permute_ps(v, 0x4E));
+  return _mm256_add_ps(v, _mm256_permute_ps(v, 0xB1));
+}
+
+/* softmax's exp of d = x - max <= 0 (or NaN, kept) */
+static inline __m256 exp8_neg(__m256 d) { return exp8_core(_mm256_max_ps(_mm256_set1_ps(-88.0f), d)); }
+
+/* Rows of up to 16 vectors (n <= 128, e.g. the 77 keys of the text encoder's
+ * attention) held in registers / L1, R rows at a time to hide each row's
+ * latency (a row is one dependency chain: max, reduce, exp, sum, reduce,
+ * divide).  Reductions stay in vector registers (butterflies; the sum in f32:
+ * <= 128 terms in [0, 1], one of them 1), 1 / sum by a vector divide.  A fully
+ * masked row (max -inf) gives 0 / 0 = NaN, as torch. */
 #define SHORT_R 4
+#define SHORT_NV 16
 static void softmax_short(float *y, const float *x, int64_t rows, int64_t n) {
-  __m256 v[SHORT_R][8], ninf = _mm256_set1_ps(-INFINITY);
-  int nv = (int)((n + W - 1) / W);
-  __m256 kl = _mm256_castsi256_ps(tail_mask(n % W ? n % W : W)); /* the last vector's lanes */
+  __m256 v[SHORT_R][SHORT_NV], ninf = _mm256_set1_ps(-INFINITY);
+  int nv = (int)((n + W - 1) / W), lw = (int)(n - (nv - 1) * W); /* lanes of the last vector */
+  __m256i kli = tail_mask(lw);
+  __m256 kl = _mm256_castsi256_ps(kli);
+  const float *xl = x + (nv - 1) * W;
+  float *yl = y + (nv - 1) * W;
   for (int64_t r0 = 0; r0 < rows; r0 += SHORT_R) {
     int nr = rows - r0 < SHORT_R ? (int)(rows - r0) : SHORT_R;
     __m256 vm[SHORT_R], acc[SHORT_R];
+    /* x of the rows 4 groups ahead, y of the rows 2 groups ahead (see ops_avx512.c) */
+    for (int64_t o = 0; o < SHORT_R * n; o += 16) {
+      _mm_prefetch((const char *)(x + (r0 + 4 * SHORT_R) * n + o), _MM_HINT_T0);
+      _mm_prefetch((const char *)(y + (r0 + 2 * SHORT_R) * n + o), _MM_HINT_T0);
+    }
     for (int r = 0; r < nr; r++) {
       const float *xr = x + (r0 + r) * n; /* (n) */
-      __m256 mx = ninf;
-      for (int q = 0; q < nv; q++) {
-        v[r][q] = load(xr + q * W, n - q * W);
-        if (q == nv - 1) v[r][q] = _mm256_blendv_ps(ninf, v[r][q], kl);
+      __m256 mx = _mm256_blendv_ps(ninf, _mm256_maskload_ps(xl + (r0 + r) * n, kli), kl);
+      v[r][nv - 1] = mx;
+      for (int q = 0; q < nv - 1; q++) {
+        v[r][q] = _mm256_loadu_ps(xr + q * W);
         mx = _mm256_max_ps(mx, v[r][q]);
       }
-      float lanes[W], m = -INFINITY;
-      _mm256_storeu_ps(lanes, mx);
-      for (int l = 0; l < W; l++) m = lanes[l] > m ? lanes[l] : m;
-      if (m == -INFINITY) m = 0.0f;
-      vm[r] = _mm256_set1_ps(m);
+      /* -FLT_MAX for a fully masked row: then every d = -inf, e = 0, sum 0 */
+      vm[r] = _mm256_max_ps(hmax8(mx), _mm256_set1_ps(-3.40282347e38f));
       acc[r] = _mm256_setzero_ps();
     }
     for (int q = 0; q < nv; q++)
       for (int r = 0; r < nr; r++) {
-        v[r][q] = exp8(_mm256_sub_ps(v[r][q], vm[r]));
-        if (q == nv - 1) v[r][q] = _mm256_and_ps(v[r][q], kl);
-        acc[r] = _mm256_add_ps(acc[r], v[r][q]);
+        __m256 e = exp8_neg(_mm256_sub_ps(v[r][q], vm[r]));
+        if (q == nv - 1) e = _mm256_and_ps(e, kl);
+        acc[r] = _mm256_add_ps(acc[r], e);
+        v[r][q] = e;
       }
     for (int r = 0; r < nr; r++) {
-      __m256 inv = _mm256_set1_ps((float)(1.0 / hsum_d(acc[r])));
+      __m256 inv = _mm256_div_ps(_mm256_set1_ps(1.0f), hsum8(acc[r]));
       float *yr = y + (r0 + r) * n;
-      for (int q = 0; q < nv; q++) store(yr + q * W, n - q * W, _mm256_mul_ps(v[r][q], inv));
+      for (int q = 0; q < nv - 1; q++) _mm256_storeu_ps(yr + q * W, _mm256_mul_ps(v[r][q], inv));
+      _mm256_maskstore_ps(yl + (r0 + r) * n, kli, _mm256_mul_ps(v[r][nv - 1], inv));
     }
   }
 }
@@ -333,18 +396,17 @@ static void softmax_long(float *y, const float *x, int64_t n) {
     if (n - i < W) v = _mm256_blendv_ps(ninf, v, _mm256_castsi256_ps(tail_mask(n - i)));
     mx = _mm256_max_ps(mx, v);
   }
-  float lanes[W], m = -INFINITY;
-  _mm256_storeu_ps(lanes, mx);
-  for (int l = 0; l < W; l++) m = lanes[l] > m ? lanes[l] : m;
-  if (m == -INFINITY) m = 0.0f; /* fully masked row: sum 0 -> NaN, as torch */
-  __m256 vm = _mm256_set1_ps(m);
+  __m256 vm = _mm256_max_ps(hmax8(mx), _mm256_set1_ps(-3.40282347e38f)); /* fully masked row: sum 0 -> NaN, as torch */
   double sum = 0.0;
   for (int64_t i = 0; i < n; i += BLOCK) {
     int64_t e = n - i < BLOCK ? n : i + BLOCK;
     __m256 acc = _mm256_setzero_ps();
     for (int64_t j = i; j < e; j += W) {
-      if (!((j - i) & 15)) _mm_prefetch((const char *)(x + n + j), _MM_HINT_T0); /* a hint: never faults */
-      __m256 v = exp8(_mm256_sub_ps(load(x + j, e - j), vm));
+      if (!((j - i) & 15)) {
+        _mm_prefetch((const char *)(x + n + j), _MM_HINT_T0); /* a hint: never faults */
+        PF_LINE(y + j);
+      }
+      __m256 v = exp8_neg(_mm256_sub_ps(load(x + j, e - j), vm));
       if (e - j < W) v = _mm256_and_ps(v, _mm256_castsi256_ps(tail_mask(e - j)));
       acc = _mm256_add_ps(acc, v);
       store(y + j, e - j, v);
@@ -356,25 +418,31 @@ static void softmax_long(float *y, const float *x, int64_t n) {
 }
 
 static void v_softmax(float *y, const float *x, int64_t rows, int64_t n) {
-  if (n <= 8 * W)
+  if (n <= SHORT_NV * W)
     softmax_short(y, x, rows, n);
   else
     for (int64_t r = 0; r < rows; r++) softmax_long(y + r * n, x + r * n, n);
 }
 
-static inline __m256 quick_gelu8(__m256 v) {
-  __m256 en = exp8(_mm256_mul_ps(v, _mm256_set1_ps(-1.702f)));
-  return _mm256_div_ps(v, _mm256_add_ps(_mm256_set1_ps(1.0f), en));
-}
+static inline __m256 quick_gelu8(__m256 v) { return silu8(v, _mm256_set1_ps(-1.702f)); }
 
 /* one loop per op: a shared loop made GCC keep GELU's tables live through the SiLU path */
 static void v_unary(dg__unary_op op, float *y, const float *x, int64_t n) {
   if (op == DG__UNARY_SILU)
-    for (int64_t i = 0; i < n; i += W) store(y + i, n - i, silu8(load(x + i, n - i)));
+    for (int64_t i = 0; i < n; i += W) {
+      PF_STREAM2(i, x, y);
+      store(y + i, n - i, silu8(load(x + i, n - i), _mm256_set1_ps(-1.0f)));
+    }
   else if (op == DG__UNARY_GELU)
-    for (int64_t i = 0; i < n; i += W) store(y + i, n - i, gelu8(load(x + i, n - i)));
+    for (int64_t i = 0; i < n; i += W) {
+      PF_STREAM2(i, x, y);
+      store(y + i, n - i, gelu8(load(x + i, n - i)));
+    }
   else
-    for (int64_t i = 0; i < n; i += W) store(y + i, n - i, quick_gelu8(load(x + i, n - i)));
+    for (int64_t i = 0; i < n; i += W) {
+      PF_STREAM2(i, x, y);
+      store(y + i, n - i, quick_gelu8(load(x + i, n - i)));
+    }
 }
 
 static void v_binary_vec(dg__binary_op op, float *y, const float *a, const float *b, int64_t n) {
@@ -402,7 +470,11 @@ static void v_exp(float *y, const float *x, int64_t n) {
 }
 
 static void v_geglu(float *y, const float *a, const float *gate, int64_t n) {
-  for (int64_t i = 0; i < n; i += W) store(y + i, n - i, _mm256_mul_ps(load(a + i, n - i), gelu8(load(gate + i, n - i))));
+  for (int64_t i = 0; i < n; i += W) {
+    PF_STREAM2(i, a, gate);
+    if (!(i & 15)) PF_LINE(y + i);
+    store(y + i, n - i, _mm256_mul_ps(load(a + i, n - i), gelu8(load(gate + i, n - i))));
+  }
 }
 
 static const dg__vec_kernels table = {v_sum,   v_sum_sq_dev, v_sums_shifted,  v_affine, v_normalize, v_softmax,
