@@ -294,7 +294,7 @@ static void prefetch_rows(const float *p, int64_t ld, int64_t rows, int64_t n, i
   }
 }
 
-/* ---- short key sequences on AMX (row-major A panels): queries as rows ------ */
+/* ---- short key sequences on AMX (row-major tiled A panels): queries as rows ------ */
 
 /* Per batch, every head packed once: K as B panels (32 keys, pairs over D), V as
  * B panels (32 of D, pairs over keys).  A task takes 32 queries x every head:
@@ -302,7 +302,7 @@ static void prefetch_rows(const float *p, int64_t ld, int64_t rows, int64_t n, i
  *   P = 2^(S - rowmax) as bf16 rows = the next A panel; inv = 1 / rowsum
  *   O (32, 32*nvp) = P (32, Lk) . V                      uk, rows scaled by inv into y. */
 typedef struct rows_job {
-  const dg__ukernel *uk;    /* nr == mr == 32, pack_a_rowmajor */
+  const dg__ukernel *uk;    /* nr == mr == 32, pack_a_tiled */
   dg_engine *e;
   int64_t lq, lk, c, d, h;
   int causal;
@@ -431,7 +431,7 @@ dg_status dg__attention_flash(dg_engine *e, dg_tensor *y, const dg_tensor *q, co
       return attention_short(e, dg__attn_short_avx2, 8, y, q, k, v, n_heads, causal, qs);
     if (isa == DG_ISA_AVX512 && !uk->bf16)
       return attention_short(e, dg__attn_short_avx512, 16, y, q, k, v, n_heads, causal, qs);
-    if (isa == DG_ISA_AVX512 && uk->pack_a_rowmajor && uk->mr == 32 && uk->nr == 32)
+    if (isa == DG_ISA_AVX512 && uk->pack_a_tiled && uk->mr == 32 && uk->nr == 32)
       return attention_rows(e, uk, y, q, k, v, n_heads, causal, qs);
   }
   attn_job j;

@@ -57,9 +57,10 @@ void dg__attn_store_avx512(const float *o, int64_t d, int64_t rows, const float 
 void dg__attn_short_avx512(const float *q, int64_t ldq, const float *kt, const float *vp, int64_t lk, int64_t d,
                            int64_t q0, int64_t rows, int causal, float *p, float *inv, float *y, int64_t ldy);
 
-/* Short key sequences on a kernel with row-major bf16 A panels (AMX), queries as rows:
+/* Short key sequences on a kernel with row-major tiled bf16 A panels (AMX), queries as rows:
  * s (rows, lds) f32 scores in the log2 domain of queries q0.., keys [0, lk) ->
- * p (rows, kpad) bf16 row-major, 2^(s - max) for visible keys and 0 up to kpad
+ * p: bf16 A panel (32 rows, kpad) in the AMX tiled layout (gemm.h), element (r, k) at
+ * p[(k / 32) * 1024 + r * 32 + k % 32], 2^(s - max) for visible keys and 0 up to kpad
  * (kpad: a multiple of 32 >= lk); inv[r] = 1 / sum (of the f32 values). */
 void dg__attn_rowsoftmax_bf16_avx512(const float *s, int64_t lds, int rows, int64_t lk, int64_t kpad, int causal,
                                      int64_t q0, uint16_t *p, float *inv);

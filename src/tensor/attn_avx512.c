@@ -279,7 +279,7 @@ void dg__attn_rowsoftmax_bf16_avx512(const float *s, int64_t lds, int rows, int6
   int64_t nv = (lk + 15) / 16;
   for (int r = 0; r < rows; r++) {
     const float *sr = s + r * lds;
-    uint16_t *pr = p + r * kpad;
+    uint16_t *pr = p + r * 32; /* chunk c (keys 32c..) at pr + 1024 c (gemm.h tiled A panel) */
     int64_t lim = lk; /* keys [0, lim) visible to this query */
     if (causal && q0 + r + 1 < lim) lim = q0 + r + 1;
     __m512 mx = _mm512_set1_ps(-INFINITY);
@@ -303,9 +303,9 @@ void dg__attn_rowsoftmax_bf16_avx512(const float *s, int64_t lds, int rows, int6
       if (v + 1 < nv)
         e1 = _mm512_maskz_mov_ps(vis1, exp2_ps_bf16(_mm512_sub_ps(_mm512_maskz_loadu_ps(vis1, sr + 16 * v + 16), m)));
       sum = _mm512_add_ps(sum, _mm512_add_ps(e0, e1));
-      _mm512_storeu_si512(pr + 16 * v, (__m512i)_mm512_cvtne2ps_pbh(e1, e0));
+      _mm512_storeu_si512(pr + 512 * v, (__m512i)_mm512_cvtne2ps_pbh(e1, e0));
     }
-    for (int64_t k = 16 * v; k < kpad; k += 32) _mm512_storeu_si512(pr + k, _mm512_setzero_si512());
+    for (int64_t k = 16 * v; k < kpad; k += 32) _mm512_storeu_si512(pr + 32 * k, _mm512_setzero_si512());
     float t = _mm512_reduce_add_ps(sum);
     inv[r] = t > 0.0f ? 1.0f / t : 0.0f;
   }

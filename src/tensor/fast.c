@@ -4,6 +4,7 @@
 #include "tensor/gemm.h"
 #include "tensor/kernels.h"
 #include "tensor/attn.h"
+#include "tensor/conv_amx.h"
 #include "tensor/winograd.h"
 
 static const dg__ukernel *kernel_of(const dg_engine *e) {
@@ -18,6 +19,7 @@ dg_status dg__conv2d_fast(dg_engine *e, dg_tensor *y, const dg_tensor *x, const 
                           const dg_tensor *b, int stride, int pad) {
   int wm = dg__winograd_choose(e, x, w, stride);
   if (wm) return dg__conv2d_winograd(e, y, x, w, b, pad, wm);
+  if (dg__conv_amx_usable(e, x, w, stride, pad)) return dg__conv2d_amx(e, y, x, w, b);
   dg__conv_geom cg;
   cg.n = x->shape[0];
   cg.ci = x->shape[1];

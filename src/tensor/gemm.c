@@ -190,8 +190,8 @@ void dg__pack_panel(const dg__ukernel *uk, const dg__opnd *o, int is_a, int R, i
                     int64_t k0, int64_t kc, void *dst) {
   int bf16 = uk->bf16;
   int64_t kpad = kpad_of(uk, kc);
-  if (is_a && uk->pack_a_rowmajor) {
-    uk->pack_a_rowmajor(o, R, i0, rows, k0, kc, kpad, dst);
+  if (is_a && uk->pack_a_tiled) {
+    uk->pack_a_tiled(o, R, i0, rows, k0, kc, kpad, dst);
     return;
   }
   if (o->kind == DG__OPND_IK) {

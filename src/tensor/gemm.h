@@ -9,7 +9,7 @@
  *
  *   A panel: MR rows x kc   -> a[k * MR + r]             (f32)
  *                              a[(k/2) * 2MR + 2r + k%2] (bf16 pairs)
- *                              a[r * kpad + k]           (bf16 row-major, AMX)
+ *                              a[(k/32) * 32MR + 32r + k%32] (bf16 row-major 32-k tiles, AMX)
  *   B panel: kc x NR cols   -> b[k * NR + j]             (f32)
  *                              b[(k/2) * 2NR + 2j + k%2] (bf16 pairs, also AMX)
  *
@@ -55,10 +55,11 @@ typedef struct dg__ukernel {
   void (*pack_ik)(const struct dg__opnd *o, int R, int bf16, int64_t i0, int64_t rows, int64_t k0,
                   int64_t kc, int64_t kpad, void *dst);
   void (*cvt_pairs)(const float *r0, const float *r1, int R, uint16_t *dst);
-  /* AMX: A panels are row-major bf16 a[r * kpad + k] (tiles of 16 rows x 32 k),
+  /* AMX: A panels are row-major bf16 tiles, chunk after chunk of 32 k:
+   * a[(k / 32) * 32 R + r * 32 + k % 32] (each chunk = two 16-row x 32-k tiles),
    * packed by this (IK operands only); NULL for the pair layout. */
-  void (*pack_a_rowmajor)(const struct dg__opnd *o, int R, int64_t i0, int64_t rows, int64_t k0,
-                          int64_t kc, int64_t kpad, void *dst);
+  void (*pack_a_tiled)(const struct dg__opnd *o, int R, int64_t i0, int64_t rows, int64_t k0,
+                       int64_t kc, int64_t kpad, void *dst);
   /* Stride-1 im2col run: d[t] = (0 <= sx0 + t < w) ? xr[sx0 + t] : 0 for t < len (NULL: C). */
   void (*im2col_run)(const float *xr, int64_t sx0, int64_t w, int len, float *d);
   /* Called by each thread before / after its share of a GEMM (AMX tile config), or NULL. */

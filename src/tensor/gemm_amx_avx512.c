@@ -42,7 +42,7 @@ AMX_ATTR static void amx_end(void) { _tile_release(); }
 AMX_ATTR static void uk_amx(int64_t kc, const void *av, const void *bv, float *c, int64_t ldc, int acc,
                             const float *row_bias, const float *col_bias) {
   const uint16_t *a = av, *b = bv;
-  int64_t kpad = 2 * kc, astride = kpad * 2, cstride = ldc * 4;
+  int64_t cstride = ldc * 4;
   /* A column bias is the accumulators' starting value (stride-0 tile load):
    * no second pass that re-reads C right after the tile stores (~45% of the
    * kernel's samples for linear 8192x320->2560).  A row bias is still added
@@ -65,8 +65,8 @@ AMX_ATTR static void uk_amx(int64_t kc, const void *av, const void *bv, float *c
     _tile_zero(3);
   }
   for (int64_t p = 0; p < kc; p += 16) {
-    _tile_loadd(4, a + 2 * p, astride);
-    _tile_loadd(5, a + 16 * kpad + 2 * p, astride);
+    _tile_loadd(4, a + p * 64, 64); /* chunk p / 16: 32 rows x 32 k, 2 KiB */
+    _tile_loadd(5, a + p * 64 + 512, 64);
     _tile_loadd(6, b + p * 64, 128);
     _tile_loadd(7, b + p * 64 + 32, 128);
     _tile_dpbf16ps(0, 4, 6);
@@ -74,19 +74,36 @@ AMX_ATTR static void uk_amx(int64_t kc, const void *av, const void *bv, float *c
     _tile_dpbf16ps(2, 5, 6);
     _tile_dpbf16ps(3, 5, 7);
   }
-  _tile_stored(0, c, cstride);
-  _tile_stored(1, c + 16, cstride);
-  _tile_stored(2, c + 16 * ldc, cstride);
-  _tile_stored(3, c + 16 * ldc + 16, cstride);
-  if (!acc && row_bias) {
-    __m512 cb0 = col_bias ? _mm512_loadu_ps(col_bias) : _mm512_setzero_ps();
-    __m512 cb1 = col_bias ? _mm512_loadu_ps(col_bias + 16) : _mm512_setzero_ps();
-    for (int r = 0; r < 32; r++) {
-      float *cr = c + r * ldc;
+  /* The tile goes to an L1-resident buffer and from there to C with vector
+   * stores: tile stores straight into C lines that are not in the cache ran
+   * at a fraction of the kernel's rate (each row a serialised miss). */
+  if (ldc == 32 && !row_bias) { /* a contiguous tile: a work buffer, already in L1 */
+    _tile_stored(0, c, cstride);
+    _tile_stored(1, c + 16, cstride);
+    _tile_stored(2, c + 16 * ldc, cstride);
+    _tile_stored(3, c + 16 * ldc + 16, cstride);
+    return;
+  }
+  static _Thread_local _Alignas(64) float t[32 * 32];
+  _tile_stored(0, t, 128);
+  _tile_stored(1, t + 16, 128);
+  _tile_stored(2, t + 512, 128);
+  _tile_stored(3, t + 528, 128);
+  __m512 cb0 = _mm512_setzero_ps(), cb1 = _mm512_setzero_ps();
+  if (!acc && col_bias && row_bias) {
+    cb0 = _mm512_loadu_ps(col_bias);
+    cb1 = _mm512_loadu_ps(col_bias + 16);
+  }
+  for (int r = 0; r < 32; r++) {
+    float *cr = c + r * ldc;
+    __m512 v0 = _mm512_load_ps(t + 32 * r), v1 = _mm512_load_ps(t + 32 * r + 16);
+    if (!acc && row_bias) {
       __m512 rb = _mm512_set1_ps(row_bias[r]);
-      _mm512_storeu_ps(cr, _mm512_add_ps(_mm512_loadu_ps(cr), _mm512_add_ps(cb0, rb)));
-      _mm512_storeu_ps(cr + 16, _mm512_add_ps(_mm512_loadu_ps(cr + 16), _mm512_add_ps(cb1, rb)));
+      v0 = _mm512_add_ps(v0, _mm512_add_ps(cb0, rb));
+      v1 = _mm512_add_ps(v1, _mm512_add_ps(cb1, rb));
     }
+    _mm512_storeu_ps(cr, v0);
+    _mm512_storeu_ps(cr + 16, v1);
   }
 }
 
@@ -111,38 +128,42 @@ static float elem(const dg__opnd *o, int64_t i, int64_t k) {
   }
 }
 
-/* A panel, row-major bf16: d[r * kpad + k] = A(i0 + r, k0 + k); zero padding.
- * IK and KI operands (A is never an im2col operand). */
-static void pack_a_rowmajor(const dg__opnd *o, int R, int64_t i0, int64_t rows, int64_t k0, int64_t kc,
+/* A panel as row-major tiles: d[(k / 32) * 32 R + r * 32 + k % 32] = A(i0 + r, k0 + k)
+ * (bf16, zero padding): each 32-k chunk of the R rows is one contiguous run, so the
+ * kernel's tile loads stream through memory (rows kpad apart would each be a stream
+ * of their own).  IK and KI operands (A is never an im2col operand). */
+static void pack_a_tiled(const dg__opnd *o, int R, int64_t i0, int64_t rows, int64_t k0, int64_t kc,
                             int64_t kpad, void *dst) {
   const __m512 sc = _mm512_set1_ps(o->scale);
+  const int64_t cs = (int64_t)R * 32; /* elements per 32-k chunk */
   for (int r = 0; r < R; r++) {
-    uint16_t *d = (uint16_t *)dst + r * kpad;
+    uint16_t *d = (uint16_t *)dst + r * 32; /* chunk c of row r at d + c * cs */
     int64_t k = 0;
     if (r < rows && o->kind == DG__OPND_IK) {
       int64_t off = (i0 + r) * o->ld + k0;
       for (; k + 32 <= kc; k += 32) {
         __m512 lo = load16(o->data, o->dtype, off + k, 16), hi = load16(o->data, o->dtype, off + k + 16, 16);
         if (o->scale != 1.0f) lo = _mm512_mul_ps(lo, sc), hi = _mm512_mul_ps(hi, sc);
-        _mm512_storeu_si512(d + k, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+        _mm512_storeu_si512(d + k / 32 * cs, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
       }
-      if (k < kc) {
+      if (k < kc) { /* last partial chunk, zero-filled to 32 */
         int n = (int)(kc - k);
         __m512 lo = load16(o->data, o->dtype, off + k, n), hi = load16(o->data, o->dtype, off + k + 16, n - 16);
         if (o->scale != 1.0f) lo = _mm512_mul_ps(lo, sc), hi = _mm512_mul_ps(hi, sc);
-        _mm512_mask_storeu_epi16(d + k, (__mmask32)((1ull << n) - 1), (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
-        k = kc;
+        _mm512_storeu_si512(d + k / 32 * cs, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+        k += 32;
       }
     } else if (r < rows) {
-      for (; k < kc; k++) d[k] = dg__bf16_rne(elem(o, i0 + r, k0 + k) * o->scale);
+      for (; k < kc; k++) d[k / 32 * cs + k % 32] = dg__bf16_rne(elem(o, i0 + r, k0 + k) * o->scale);
+      for (; k % 32; k++) d[k / 32 * cs + k % 32] = 0;
     }
-    memset(d + k, 0, (size_t)(kpad - k) * sizeof *d);
+    for (; k < kpad; k += 32) memset(d + k / 32 * cs, 0, 64);
   }
 }
 
 static const dg__ukernel k_amx = {.mr = 32, .nr = 32, .bf16 = 1, .kalign = 32, .fn = uk_amx,
                                   .pack_ik = dg__pack_ik_avx512, .cvt_pairs = dg__cvt_pairs_avx512,
-                                  .pack_a_rowmajor = pack_a_rowmajor, .im2col_run = dg__im2col_run_avx512,
+                                  .pack_a_tiled = pack_a_tiled, .im2col_run = dg__im2col_run_avx512,
                                   .thread_begin = amx_begin, .thread_end = amx_end, .name = "amx-32x32-bf16"};
 
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;

@@ -32,4 +32,8 @@
     }                                                                        \
   } while (0)
 
+#include <stdint.h>
+/* Two f32 rows of R values -> bf16 pairs d[2c] = r0[c], d[2c + 1] = r1[c] (gemm_avx512.c). */
+void dg__cvt_pairs_avx512(const float *r0, const float *r1, int R, uint16_t *d);
+
 #endif
