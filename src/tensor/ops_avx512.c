@@ -311,7 +311,10 @@ RED4(red4_add, _mm512_add_ps)
 #undef RED4
 
 /* lane j of a red4 result in every float */
-#define LANE_BCAST(u, j) _mm512_shuffle_f32x4((u), (u), (j) * 0x55)
+/* 128-bit block j of u in every block (a permute: j need not be a constant, as at -O0/-O1) */
+#define LANE_BCAST(u, j) \
+  _mm512_permutexvar_ps(_mm512_add_epi32(_mm512_setr_epi32(0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3), \
+                                         _mm512_set1_epi32(4 * (j))), (u))
 
 /* Four rows of nv <= 8 vectors (n <= 128, e.g. the 77 keys of the text
  * encoder's attention) in registers; nv is a constant at each call site, so the
