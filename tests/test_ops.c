@@ -335,8 +335,8 @@ static void t_layer_norm(dg_engine *e) {
 }
 
 static void t_softmax(dg_engine *e) {
-  int64_t cs[8] = {1, 7, 100, 1000, 77, 4096, 128, 129};
-  for (int it = 0; it < 8; it++) {
+  int64_t cs[12] = {1, 7, 100, 1000, 77, 4096, 128, 129, 65, 120, 16, 17};
+  for (int it = 0; it < 12; it++) {
     int64_t rows = it == 5 ? 6 : rint_(1, 12), c = cs[it], tot = rows * c;
     float amp = it % 2 ? 30.0f : 3.0f;
     float *x = fbuf(tot, amp), *y = fbuf(tot, 1.0f);
@@ -357,6 +357,32 @@ static void t_softmax(dg_engine *e) {
     same_f("softmax in place", x, y, tot);
     free(x), free(y), free(r);
   }
+  /* causal mask (the text encoder's attention: row i sees keys 0..i), 77 wide,
+   * 77 rows (not a multiple of the kernels' row groups): masked entries must
+   * come out exactly 0, the rest as the reference; a fully masked row gives
+   * NaN (0 / 0, as torch) */
+  int64_t c = 77, rows = 78, tot = rows * c;
+  float *x = fbuf(tot, 8.0f), *y = fbuf(tot, 1.0f);
+  double *r = dbuf(tot);
+  for (int64_t i = 0; i < rows; i++)
+    for (int64_t j = 0; j < c; j++)
+      if (j > i - 1) x[i * c + j] = -INFINITY; /* row 0 fully masked */
+  for (int64_t i = 1; i < rows; i++) {
+    double mx = -INFINITY, sum = 0;
+    for (int64_t j = 0; j < c; j++) mx = x[i * c + j] > mx ? x[i * c + j] : mx;
+    for (int64_t j = 0; j < c; j++) sum += exp(x[i * c + j] - mx);
+    for (int64_t j = 0; j < c; j++) r[i * c + j] = exp(x[i * c + j] - mx) / sum;
+  }
+  dg_tensor tx = T(DG_DTYPE_F32, x, 2, rows, c, 1, 1), ty = T(DG_DTYPE_F32, y, 2, rows, c, 1, 1);
+  CHECK(dg_softmax(e, &ty, &tx) == DG_STATUS_OK);
+  close_to("softmax causal c77", y + c, r + c, tot - c, 1e-7, 4e-6);
+  int64_t nonzero = 0, notnan = 0;
+  for (int64_t i = 1; i < rows; i++)
+    for (int64_t j = i; j < c; j++) nonzero += y[i * c + j] != 0.0f;
+  for (int64_t j = 0; j < c; j++) notnan += !isnan(y[j]);
+  CHECK_MSG(nonzero == 0, "[%s] softmax causal: %lld masked entries not 0", cur, (long long)nonzero);
+  CHECK_MSG(notnan == 0, "[%s] softmax causal: fully masked row: %lld entries not NaN", cur, (long long)notnan);
+  free(x), free(y), free(r);
 }
 
 /* ---- Element-wise -------------------------------------------------------- */
@@ -970,6 +996,36 @@ static void t_exp_gelu_sweep(const char *name, const dg__vec_kernels *k) {
   printf("  %-8s gelu: max rel error %.3g on [-10, 10] (at x = %.9g), %.3g on (-4, 4)\n", name, max_rel, wx,
          max_in);
   CHECK_MSG(max_rel <= 1e-6, "[%s] gelu rel error %.3g > 1e-6", name, max_rel);
+
+  /* a lane's GELU depends on its value only, not on its vector's neighbours
+   * (the kernels take other paths for vectors with lanes |x| >= 4 or x <= -8):
+   * values in (-4, 4), then every 5th replaced by one far out, must keep their
+   * results bit for bit; likewise exp with lanes outside [-87.3, 88.3] */
+  {
+    enum { NG = 1000 };
+    float *x2 = malloc(NG * 4), *y2 = malloc(NG * 4);
+    const float far[6] = {6.5f, -5.25f, -9.0f, 12.0f, -7.99f, NAN};
+    for (int i = 0; i < NG; i++) x[i] = runif(3.99f);
+    k->unary(DG__UNARY_GELU, y, x, NG);
+    memcpy(x2, x, NG * 4);
+    for (int i = 0; i < NG; i += 5) x2[i] = far[(i / 5) % 6];
+    k->unary(DG__UNARY_GELU, y2, x2, NG);
+    int bad = 0;
+    for (int i = 0; i < NG; i++)
+      if (i % 5 && memcmp(&y[i], &y2[i], 4)) bad++;
+    CHECK_MSG(bad == 0, "[%s] gelu: %d results changed with their neighbours", name, bad);
+    CHECK_MSG(isnan(y2[25]) && y2[15] == 12.0f, "[%s] gelu(NaN) = %g, gelu(12) = %g", name, y2[25], y2[15]);
+    for (int i = 0; i < NG; i++) x[i] = runif(80.0f);
+    k->exp(y, x, NG);
+    memcpy(x2, x, NG * 4);
+    for (int i = 0; i < NG; i += 5) x2[i] = (i / 5) % 2 ? -100.0f : 88.6f;
+    k->exp(y2, x2, NG);
+    bad = 0;
+    for (int i = 0; i < NG; i++)
+      if (i % 5 && memcmp(&y[i], &y2[i], 4)) bad++;
+    CHECK_MSG(bad == 0, "[%s] exp: %d results changed with their neighbours", name, bad);
+    free(x2), free(y2);
+  }
   free(x), free(y);
 }
 
