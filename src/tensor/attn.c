@@ -423,13 +423,17 @@ dg_status dg__attention_flash(dg_engine *e, dg_tensor *y, const dg_tensor *q, co
                               const dg_tensor *v, int n_heads, int causal, float scale) {
   const dg__ukernel *uk = dg__ukernel_for(dg_engine_isa(e), dg_engine_precision(e));
   dg_isa isa = dg_engine_isa(e);
-  if ((isa == DG_ISA_AVX512 || isa == DG_ISA_AVX2) && k->shape[1] <= 128 && q->shape[2] / n_heads <= 256 &&
+  /* AMX: queries as rows (whole rows of scores, one exact softmax, P . V as one long product)
+   * up to 1024 keys: 1.2-1.6x the key-blocked flash loop at 256-1024 keys, 2.3x slower at 4096
+   * (its 32 x Lk score rows leave L1/L2), measured with bench_kernels --attn-all */
+  int64_t short_max = uk->bf16 && uk->pack_a_tiled ? 1024 : 128;
+  if ((isa == DG_ISA_AVX512 || isa == DG_ISA_AVX2) && k->shape[1] <= short_max && q->shape[2] / n_heads <= 256 &&
       q->shape[1] > 0 && q->shape[2] > 0) {
     double sc = scale > 0.0f ? (double)scale : 1.0 / sqrt((double)(q->shape[2] / n_heads));
     float qs = (float)sc * LOG2E;
-    if (isa == DG_ISA_AVX2 && !uk->bf16)
+    if (isa == DG_ISA_AVX2 && !uk->bf16 && k->shape[1] <= 128)
       return attention_short(e, dg__attn_short_avx2, 8, y, q, k, v, n_heads, causal, qs);
-    if (isa == DG_ISA_AVX512 && !uk->bf16)
+    if (isa == DG_ISA_AVX512 && !uk->bf16 && k->shape[1] <= 128)
       return attention_short(e, dg__attn_short_avx512, 16, y, q, k, v, n_heads, causal, qs);
     if (isa == DG_ISA_AVX512 && uk->pack_a_tiled && uk->mr == 32 && uk->nr == 32)
       return attention_rows(e, uk, y, q, k, v, n_heads, causal, qs);

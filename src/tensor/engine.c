@@ -10,9 +10,11 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/log.h"
@@ -138,7 +140,18 @@ struct dg_engine {
   dg_range_fn fn;
   void *arg;
   int64_t n;
+
+  /* DG_PROFILE: wall time and flops per op and shape (dg__prof_*) */
+  int prof;
+  struct prof_ent *pe;
+  int npe, cap_pe;
 };
+
+typedef struct prof_ent {
+  char key[112];
+  int64_t calls;
+  double sec, flop;
+} prof_ent;
 
 typedef struct worker_arg {
   dg_engine *e;
@@ -264,6 +277,8 @@ dg_status dg_engine_new(const dg_engine_params *p, dg_engine **out) {
   e->n_threads = nt;
   e->isa = isa;
   e->precision = prm.precision;
+  const char *prof = getenv("DG_PROFILE");
+  e->prof = prof && prof[0] && prof[0] != '0';
   e->scratch = calloc((size_t)nt, sizeof *e->scratch);
   if (!e->scratch) {
     free(e);
@@ -303,6 +318,8 @@ dg_status dg_engine_new(const dg_engine_params *p, dg_engine **out) {
 
 void dg_engine_free(dg_engine *e) {
   if (!e) return;
+  if (e->prof) dg_engine_profile_report(e, stderr);
+  free(e->pe);
   engine_stop_threads(e);
   pthread_mutex_destroy(&e->mu);
   pthread_cond_destroy(&e->work_cv);
@@ -312,6 +329,63 @@ void dg_engine_free(dg_engine *e) {
   free(e->scratch);
   for (int i = 0; i < DG__ENGINE_WORKSPACES; i++) free(e->work[i].p);
   free(e);
+}
+
+/* ---- Op profile (DG_PROFILE=1) ------------------------------------------------ */
+
+double dg__prof_start(const dg_engine *e) {
+  if (!e || !e->prof) return 0.0;
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void dg__prof_add(dg_engine *e, const char *key, double t0, double flop) {
+  if (!e || !e->prof) return;
+  double dt = dg__prof_start(e) - t0;
+  int i = 0;
+  while (i < e->npe && strcmp(e->pe[i].key, key)) i++;
+  if (i == e->npe) {
+    if (e->npe == e->cap_pe) {
+      int cap = e->cap_pe ? 2 * e->cap_pe : 64;
+      prof_ent *p = realloc(e->pe, (size_t)cap * sizeof *p);
+      if (!p) return; /* the profile is best effort */
+      e->pe = p;
+      e->cap_pe = cap;
+    }
+    memset(&e->pe[i], 0, sizeof e->pe[i]);
+    snprintf(e->pe[i].key, sizeof e->pe[i].key, "%s", key);
+    e->npe++;
+  }
+  e->pe[i].calls++;
+  e->pe[i].sec += dt;
+  e->pe[i].flop += flop;
+}
+
+static int prof_cmp(const void *a, const void *b) {
+  double x = ((const prof_ent *)a)->sec, y = ((const prof_ent *)b)->sec;
+  return (x < y) - (x > y);
+}
+
+void dg_engine_profile_report(dg_engine *e, FILE *f) {
+  if (!e || !f || !e->npe) return;
+  qsort(e->pe, (size_t)e->npe, sizeof *e->pe, prof_cmp);
+  double total = 0.0;
+  for (int i = 0; i < e->npe; i++) total += e->pe[i].sec;
+  fprintf(f, "op profile (DG_PROFILE): %.3f s in %d op kinds, %d threads, %s, %s\n", total, e->npe, e->n_threads,
+          dg_isa_name(e->isa), e->precision == DG_PRECISION_BF16 ? "bf16" : "f32");
+  fprintf(f, "%9s %6s %8s %9s  %s\n", "seconds", "%", "calls", "GFLOP/s", "op");
+  for (int i = 0; i < e->npe; i++) {
+    const prof_ent *p = &e->pe[i];
+    char rate[32] = "-";
+    if (p->flop > 0.0 && p->sec > 0.0) snprintf(rate, sizeof rate, "%.1f", p->flop / p->sec * 1e-9);
+    fprintf(f, "%9.3f %6.2f %8lld %9s  %s\n", p->sec, total > 0.0 ? 100.0 * p->sec / total : 0.0,
+            (long long)p->calls, rate, p->key);
+  }
+}
+
+void dg_engine_profile_reset(dg_engine *e) {
+  if (e) e->npe = 0;
 }
 
 dg_isa dg_engine_isa(const dg_engine *e) { return e ? e->isa : DG_ISA_REF; }

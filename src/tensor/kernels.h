@@ -35,4 +35,9 @@ void *dg__engine_scratch(dg_engine *e, int thread_index, size_t bytes);
 #define DG__ENGINE_WORKSPACES 4
 void *dg__engine_workspace(dg_engine *e, int slot, size_t bytes);
 
+/* Op profile (engine.c): start returns a time stamp (0 when profiling is off),
+ * add records the op's wall time since t0 under key, with its flop count. */
+double dg__prof_start(const dg_engine *e);
+void dg__prof_add(dg_engine *e, const char *key, double t0, double flop);
+
 #endif

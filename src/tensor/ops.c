@@ -3,10 +3,13 @@
  * tensor data except dg_embedding's id range check. */
 #include "tensor/ops.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "tensor/kernels.h"
 #include "tensor/ops_internal.h"
+#include "tensor/conv_amx.h"
+#include "tensor/winograd.h"
 
 #define CHECK_OK(expr)                       \
   do {                                       \
@@ -61,7 +64,7 @@ static int is_ref(const dg_engine *e) { return dg_engine_isa(e) == DG_ISA_REF; }
 
 /* ---- GEMM-class ---------------------------------------------------------- */
 
-dg_status dg_conv2d(dg_engine *e, dg_tensor *y, const dg_tensor *x, const dg_tensor *w,
+static dg_status conv2d_impl(dg_engine *e, dg_tensor *y, const dg_tensor *x, const dg_tensor *w,
                     const dg_tensor *b, int stride, int pad) {
   if (!e) return DG_STATUS_ERR_INVALID;
   CHECK_OK(valid_f32(y));
@@ -83,7 +86,7 @@ dg_status dg_conv2d(dg_engine *e, dg_tensor *y, const dg_tensor *x, const dg_ten
                    : dg__conv2d_fast(e, y, x, w, b, stride, pad);
 }
 
-dg_status dg_linear(dg_engine *e, dg_tensor *y, const dg_tensor *x, const dg_tensor *w,
+static dg_status linear_impl(dg_engine *e, dg_tensor *y, const dg_tensor *x, const dg_tensor *w,
                     const dg_tensor *b) {
   if (!e) return DG_STATUS_ERR_INVALID;
   CHECK_OK(valid_f32(y));
@@ -106,7 +109,7 @@ dg_status dg_linear(dg_engine *e, dg_tensor *y, const dg_tensor *x, const dg_ten
   return is_ref(e) ? dg__linear_ref(e, y, x, w, b) : dg__linear_fast(e, y, x, w, b);
 }
 
-dg_status dg_matmul(dg_engine *e, dg_tensor *y, const dg_tensor *a, const dg_tensor *b,
+static dg_status matmul_impl(dg_engine *e, dg_tensor *y, const dg_tensor *a, const dg_tensor *b,
                     int transpose_b, float alpha) {
   if (!e) return DG_STATUS_ERR_INVALID;
   CHECK_OK(valid_f32(y));
@@ -126,7 +129,7 @@ dg_status dg_matmul(dg_engine *e, dg_tensor *y, const dg_tensor *a, const dg_ten
                    : dg__matmul_fast(e, y, a, b, transpose_b, alpha);
 }
 
-dg_status dg_attention(dg_engine *e, dg_tensor *y, const dg_tensor *q, const dg_tensor *k,
+static dg_status attention_impl(dg_engine *e, dg_tensor *y, const dg_tensor *q, const dg_tensor *k,
                        const dg_tensor *v, int n_heads, int causal, float scale) {
   if (!e) return DG_STATUS_ERR_INVALID;
   CHECK_OK(valid_f32(y));
@@ -150,7 +153,7 @@ dg_status dg_attention(dg_engine *e, dg_tensor *y, const dg_tensor *q, const dg_
 
 /* ---- Normalisation ------------------------------------------------------- */
 
-dg_status dg_group_norm(dg_engine *e, dg_tensor *y, const dg_tensor *x, int n_groups, float eps,
+static dg_status group_norm_impl(dg_engine *e, dg_tensor *y, const dg_tensor *x, int n_groups, float eps,
                         const dg_tensor *gamma, const dg_tensor *beta, int silu) {
   if (!e) return DG_STATUS_ERR_INVALID;
   CHECK_OK(valid_f32(y));
@@ -180,7 +183,7 @@ dg_status dg_group_norm(dg_engine *e, dg_tensor *y, const dg_tensor *x, int n_gr
   return DG_STATUS_OK;
 }
 
-dg_status dg_layer_norm(dg_engine *e, dg_tensor *y, const dg_tensor *x, float eps,
+static dg_status layer_norm_impl(dg_engine *e, dg_tensor *y, const dg_tensor *x, float eps,
                         const dg_tensor *gamma, const dg_tensor *beta) {
   if (!e) return DG_STATUS_ERR_INVALID;
   CHECK_OK(valid_f32(y));
@@ -206,7 +209,7 @@ dg_status dg_layer_norm(dg_engine *e, dg_tensor *y, const dg_tensor *x, float ep
   return DG_STATUS_OK;
 }
 
-dg_status dg_softmax(dg_engine *e, dg_tensor *y, const dg_tensor *x) {
+static dg_status softmax_impl(dg_engine *e, dg_tensor *y, const dg_tensor *x) {
   if (!e) return DG_STATUS_ERR_INVALID;
   CHECK_OK(valid_f32(y));
   CHECK_OK(valid_f32(x));
@@ -237,17 +240,17 @@ static dg_status unary(dg_engine *e, dg__unary_op op, dg_tensor *y, const dg_ten
   return DG_STATUS_OK;
 }
 
-dg_status dg_silu(dg_engine *e, dg_tensor *y, const dg_tensor *x) {
+static dg_status silu_impl(dg_engine *e, dg_tensor *y, const dg_tensor *x) {
   return unary(e, DG__UNARY_SILU, y, x);
 }
-dg_status dg_gelu(dg_engine *e, dg_tensor *y, const dg_tensor *x) {
+static dg_status gelu_impl(dg_engine *e, dg_tensor *y, const dg_tensor *x) {
   return unary(e, DG__UNARY_GELU, y, x);
 }
-dg_status dg_quick_gelu(dg_engine *e, dg_tensor *y, const dg_tensor *x) {
+static dg_status quick_gelu_impl(dg_engine *e, dg_tensor *y, const dg_tensor *x) {
   return unary(e, DG__UNARY_QUICK_GELU, y, x);
 }
 
-dg_status dg_geglu(dg_engine *e, dg_tensor *y, const dg_tensor *x) {
+static dg_status geglu_impl(dg_engine *e, dg_tensor *y, const dg_tensor *x) {
   if (!e) return DG_STATUS_ERR_INVALID;
   CHECK_OK(valid_f32(y));
   CHECK_OK(valid_f32(x));
@@ -266,7 +269,7 @@ dg_status dg_geglu(dg_engine *e, dg_tensor *y, const dg_tensor *x) {
   return DG_STATUS_OK;
 }
 
-dg_status dg_upsample_nearest2x(dg_engine *e, dg_tensor *y, const dg_tensor *x) {
+static dg_status upsample_nearest2x_impl(dg_engine *e, dg_tensor *y, const dg_tensor *x) {
   if (!e) return DG_STATUS_ERR_INVALID;
   CHECK_OK(valid_f32(y));
   CHECK_OK(valid_f32(x));
@@ -347,14 +350,14 @@ static dg_status binary(dg_engine *e, dg__binary_op op, dg_tensor *y, const dg_t
   return DG_STATUS_OK;
 }
 
-dg_status dg_add(dg_engine *e, dg_tensor *y, const dg_tensor *a, const dg_tensor *b) {
+static dg_status add_impl(dg_engine *e, dg_tensor *y, const dg_tensor *a, const dg_tensor *b) {
   return binary(e, DG__BINARY_ADD, y, a, b);
 }
-dg_status dg_mul(dg_engine *e, dg_tensor *y, const dg_tensor *a, const dg_tensor *b) {
+static dg_status mul_impl(dg_engine *e, dg_tensor *y, const dg_tensor *a, const dg_tensor *b) {
   return binary(e, DG__BINARY_MUL, y, a, b);
 }
 
-dg_status dg_scale(dg_engine *e, dg_tensor *y, const dg_tensor *x, float alpha, float beta) {
+static dg_status scale_impl(dg_engine *e, dg_tensor *y, const dg_tensor *x, float alpha, float beta) {
   if (!e) return DG_STATUS_ERR_INVALID;
   CHECK_OK(valid_f32(y));
   CHECK_OK(valid_f32(x));
@@ -378,7 +381,7 @@ static void copy_rows(dg_engine *e, const dg__copy_args *c) {
     dg__copy_rows_fast(e, c);
 }
 
-dg_status dg_concat(dg_engine *e, dg_tensor *y, const dg_tensor *a, const dg_tensor *b, int dim) {
+static dg_status concat_impl(dg_engine *e, dg_tensor *y, const dg_tensor *a, const dg_tensor *b, int dim) {
   if (!e) return DG_STATUS_ERR_INVALID;
   CHECK_OK(valid(y));
   CHECK_OK(valid(a));
@@ -412,7 +415,7 @@ dg_status dg_concat(dg_engine *e, dg_tensor *y, const dg_tensor *a, const dg_ten
   return DG_STATUS_OK;
 }
 
-dg_status dg_slice(dg_engine *e, dg_tensor *y, const dg_tensor *x, int dim, int64_t start) {
+static dg_status slice_impl(dg_engine *e, dg_tensor *y, const dg_tensor *x, int dim, int64_t start) {
   if (!e) return DG_STATUS_ERR_INVALID;
   CHECK_OK(valid(y));
   CHECK_OK(valid(x));
@@ -442,7 +445,7 @@ dg_status dg_slice(dg_engine *e, dg_tensor *y, const dg_tensor *x, int dim, int6
   return DG_STATUS_OK;
 }
 
-dg_status dg_nchw_to_nlc(dg_engine *e, dg_tensor *y, const dg_tensor *x) {
+static dg_status nchw_to_nlc_impl(dg_engine *e, dg_tensor *y, const dg_tensor *x) {
   if (!e) return DG_STATUS_ERR_INVALID;
   CHECK_OK(valid_f32(y));
   CHECK_OK(valid_f32(x));
@@ -459,7 +462,7 @@ dg_status dg_nchw_to_nlc(dg_engine *e, dg_tensor *y, const dg_tensor *x) {
   return DG_STATUS_OK;
 }
 
-dg_status dg_nlc_to_nchw(dg_engine *e, dg_tensor *y, const dg_tensor *x) {
+static dg_status nlc_to_nchw_impl(dg_engine *e, dg_tensor *y, const dg_tensor *x) {
   if (!e) return DG_STATUS_ERR_INVALID;
   CHECK_OK(valid_f32(y));
   CHECK_OK(valid_f32(x));
@@ -477,7 +480,7 @@ dg_status dg_nlc_to_nchw(dg_engine *e, dg_tensor *y, const dg_tensor *x) {
 
 /* ---- Embeddings and conversion ------------------------------------------ */
 
-dg_status dg_timestep_embedding(dg_engine *e, dg_tensor *y, const dg_tensor *t,
+static dg_status timestep_embedding_impl(dg_engine *e, dg_tensor *y, const dg_tensor *t,
                                 int flip_sin_to_cos, float freq_shift, float max_period) {
   if (!e) return DG_STATUS_ERR_INVALID;
   CHECK_OK(valid_f32(y));
@@ -491,7 +494,7 @@ dg_status dg_timestep_embedding(dg_engine *e, dg_tensor *y, const dg_tensor *t,
   return DG_STATUS_OK;
 }
 
-dg_status dg_embedding(dg_engine *e, dg_tensor *y, const dg_tensor *ids, const dg_tensor *table) {
+static dg_status embedding_impl(dg_engine *e, dg_tensor *y, const dg_tensor *ids, const dg_tensor *table) {
   if (!e) return DG_STATUS_ERR_INVALID;
   CHECK_OK(valid_f32(y));
   CHECK_OK(valid(ids));
@@ -515,7 +518,7 @@ dg_status dg_embedding(dg_engine *e, dg_tensor *y, const dg_tensor *ids, const d
   return DG_STATUS_OK;
 }
 
-dg_status dg_convert(dg_engine *e, dg_tensor *y, const dg_tensor *x) {
+static dg_status convert_impl(dg_engine *e, dg_tensor *y, const dg_tensor *x) {
   if (!e) return DG_STATUS_ERR_INVALID;
   CHECK_OK(valid_float(y));
   CHECK_OK(valid_float(x));
@@ -531,4 +534,232 @@ dg_status dg_convert(dg_engine *e, dg_tensor *y, const dg_tensor *x) {
   else
     dg__convert_fast(e, y->data, y->dtype, x->data, x->dtype, n);
   return DG_STATUS_OK;
+}
+
+/* ---- Entry points: the checked ops above, timed under DG_PROFILE ---------- */
+
+static const char *conv_path(const dg_engine *e, const dg_tensor *x, const dg_tensor *w, int stride, int pad) {
+  if (is_ref(e)) return "ref";
+  int m = dg__winograd_choose(e, x, w, stride);
+  if (m == 4) return "winograd F(4)";
+  if (m == 2) return "winograd F(2)";
+  return dg__conv_amx_usable(e, x, w, stride, pad) ? "amx direct" : "gemm";
+}
+
+dg_status dg_conv2d(dg_engine *e, dg_tensor *y, const dg_tensor *x, const dg_tensor *w, const dg_tensor *b, int stride, int pad) {
+  double t0 = dg__prof_start(e);
+  dg_status s = conv2d_impl(e, y, x, w, b, stride, pad);
+  if (t0 > 0.0 && s == DG_STATUS_OK) {
+    char key[112];
+    int64_t ho = y->shape[2], wo = y->shape[3];
+    snprintf(key, sizeof key, "conv2d %lldx%lld/s%d %lld->%lld at %lldx%lld, batch %lld (%s)", (long long)w->shape[2],
+             (long long)w->shape[3], stride, (long long)x->shape[1], (long long)w->shape[0], (long long)ho,
+             (long long)wo, (long long)x->shape[0], conv_path(e, x, w, stride, pad));
+    dg__prof_add(e, key, t0,
+                 2.0 * (double)x->shape[0] * (double)w->shape[0] * (double)(ho * wo) * (double)x->shape[1] *
+                     (double)(w->shape[2] * w->shape[3]));
+  }
+  return s;
+}
+
+dg_status dg_linear(dg_engine *e, dg_tensor *y, const dg_tensor *x, const dg_tensor *w, const dg_tensor *b) {
+  double t0 = dg__prof_start(e);
+  dg_status s = linear_impl(e, y, x, w, b);
+  if (t0 > 0.0 && s == DG_STATUS_OK) {
+    char key[112];
+    int64_t k = x->shape[x->ndim - 1], n = w->shape[0], m = dg_tensor_numel(y) / n;
+    snprintf(key, sizeof key, "linear %lld x %lld -> %lld%s", (long long)m, (long long)k, (long long)n,
+             b ? " +bias" : "");
+    dg__prof_add(e, key, t0, 2.0 * (double)m * (double)k * (double)n);
+  }
+  return s;
+}
+
+dg_status dg_matmul(dg_engine *e, dg_tensor *y, const dg_tensor *a, const dg_tensor *b, int transpose_b, float alpha) {
+  double t0 = dg__prof_start(e);
+  dg_status s = matmul_impl(e, y, a, b, transpose_b, alpha);
+  if (t0 > 0.0 && s == DG_STATUS_OK) {
+    char key[112];
+    int nd = a->ndim;
+    int64_t m = a->shape[nd - 2], k = a->shape[nd - 1], n = y->shape[nd - 1], bt = dg_tensor_numel(y) / (m * n);
+    snprintf(key, sizeof key, "matmul %lld x (%lld x %lld . %lld x %lld)", (long long)bt, (long long)m,
+             (long long)k, (long long)k, (long long)n);
+    dg__prof_add(e, key, t0, 2.0 * (double)bt * (double)m * (double)k * (double)n);
+  }
+  return s;
+}
+
+dg_status dg_attention(dg_engine *e, dg_tensor *y, const dg_tensor *q, const dg_tensor *k, const dg_tensor *v, int n_heads, int causal, float scale) {
+  double t0 = dg__prof_start(e);
+  dg_status s = attention_impl(e, y, q, k, v, n_heads, causal, scale);
+  if (t0 > 0.0 && s == DG_STATUS_OK) {
+    char key[112];
+    int64_t lq = q->shape[1], lk = k->shape[1], c = q->shape[2];
+    snprintf(key, sizeof key, "attention %lld x %lld tokens, %d x %lld, batch %lld%s", (long long)lq, (long long)lk,
+             n_heads, (long long)(c / n_heads), (long long)q->shape[0], causal ? ", causal" : "");
+    dg__prof_add(e, key, t0, 4.0 * (double)q->shape[0] * (double)lq * (double)lk * (double)c);
+  }
+  return s;
+}
+
+dg_status dg_group_norm(dg_engine *e, dg_tensor *y, const dg_tensor *x, int n_groups, float eps, const dg_tensor *gamma, const dg_tensor *beta, int silu) {
+  double t0 = dg__prof_start(e);
+  dg_status s = group_norm_impl(e, y, x, n_groups, eps, gamma, beta, silu);
+  if (t0 > 0.0 && s == DG_STATUS_OK) {
+    dg__prof_add(e, silu ? "group_norm + silu" : "group_norm", t0, 0.0);
+  }
+  return s;
+}
+
+dg_status dg_layer_norm(dg_engine *e, dg_tensor *y, const dg_tensor *x, float eps, const dg_tensor *gamma, const dg_tensor *beta) {
+  double t0 = dg__prof_start(e);
+  dg_status s = layer_norm_impl(e, y, x, eps, gamma, beta);
+  if (t0 > 0.0 && s == DG_STATUS_OK) {
+    dg__prof_add(e, "layer_norm", t0, 0.0);
+  }
+  return s;
+}
+
+dg_status dg_softmax(dg_engine *e, dg_tensor *y, const dg_tensor *x) {
+  double t0 = dg__prof_start(e);
+  dg_status s = softmax_impl(e, y, x);
+  if (t0 > 0.0 && s == DG_STATUS_OK) {
+    dg__prof_add(e, "softmax", t0, 0.0);
+  }
+  return s;
+}
+
+dg_status dg_silu(dg_engine *e, dg_tensor *y, const dg_tensor *x) {
+  double t0 = dg__prof_start(e);
+  dg_status s = silu_impl(e, y, x);
+  if (t0 > 0.0 && s == DG_STATUS_OK) {
+    dg__prof_add(e, "silu", t0, 0.0);
+  }
+  return s;
+}
+
+dg_status dg_gelu(dg_engine *e, dg_tensor *y, const dg_tensor *x) {
+  double t0 = dg__prof_start(e);
+  dg_status s = gelu_impl(e, y, x);
+  if (t0 > 0.0 && s == DG_STATUS_OK) {
+    dg__prof_add(e, "gelu", t0, 0.0);
+  }
+  return s;
+}
+
+dg_status dg_quick_gelu(dg_engine *e, dg_tensor *y, const dg_tensor *x) {
+  double t0 = dg__prof_start(e);
+  dg_status s = quick_gelu_impl(e, y, x);
+  if (t0 > 0.0 && s == DG_STATUS_OK) {
+    dg__prof_add(e, "quick_gelu", t0, 0.0);
+  }
+  return s;
+}
+
+dg_status dg_geglu(dg_engine *e, dg_tensor *y, const dg_tensor *x) {
+  double t0 = dg__prof_start(e);
+  dg_status s = geglu_impl(e, y, x);
+  if (t0 > 0.0 && s == DG_STATUS_OK) {
+    dg__prof_add(e, "geglu", t0, 0.0);
+  }
+  return s;
+}
+
+dg_status dg_upsample_nearest2x(dg_engine *e, dg_tensor *y, const dg_tensor *x) {
+  double t0 = dg__prof_start(e);
+  dg_status s = upsample_nearest2x_impl(e, y, x);
+  if (t0 > 0.0 && s == DG_STATUS_OK) {
+    dg__prof_add(e, "upsample_nearest2x", t0, 0.0);
+  }
+  return s;
+}
+
+dg_status dg_add(dg_engine *e, dg_tensor *y, const dg_tensor *a, const dg_tensor *b) {
+  double t0 = dg__prof_start(e);
+  dg_status s = add_impl(e, y, a, b);
+  if (t0 > 0.0 && s == DG_STATUS_OK) {
+    dg__prof_add(e, "add", t0, 0.0);
+  }
+  return s;
+}
+
+dg_status dg_mul(dg_engine *e, dg_tensor *y, const dg_tensor *a, const dg_tensor *b) {
+  double t0 = dg__prof_start(e);
+  dg_status s = mul_impl(e, y, a, b);
+  if (t0 > 0.0 && s == DG_STATUS_OK) {
+    dg__prof_add(e, "mul", t0, 0.0);
+  }
+  return s;
+}
+
+dg_status dg_scale(dg_engine *e, dg_tensor *y, const dg_tensor *x, float alpha, float beta) {
+  double t0 = dg__prof_start(e);
+  dg_status s = scale_impl(e, y, x, alpha, beta);
+  if (t0 > 0.0 && s == DG_STATUS_OK) {
+    dg__prof_add(e, "scale", t0, 0.0);
+  }
+  return s;
+}
+
+dg_status dg_concat(dg_engine *e, dg_tensor *y, const dg_tensor *a, const dg_tensor *b, int dim) {
+  double t0 = dg__prof_start(e);
+  dg_status s = concat_impl(e, y, a, b, dim);
+  if (t0 > 0.0 && s == DG_STATUS_OK) {
+    dg__prof_add(e, "concat", t0, 0.0);
+  }
+  return s;
+}
+
+dg_status dg_slice(dg_engine *e, dg_tensor *y, const dg_tensor *x, int dim, int64_t start) {
+  double t0 = dg__prof_start(e);
+  dg_status s = slice_impl(e, y, x, dim, start);
+  if (t0 > 0.0 && s == DG_STATUS_OK) {
+    dg__prof_add(e, "slice", t0, 0.0);
+  }
+  return s;
+}
+
+dg_status dg_nchw_to_nlc(dg_engine *e, dg_tensor *y, const dg_tensor *x) {
+  double t0 = dg__prof_start(e);
+  dg_status s = nchw_to_nlc_impl(e, y, x);
+  if (t0 > 0.0 && s == DG_STATUS_OK) {
+    dg__prof_add(e, "nchw_to_nlc", t0, 0.0);
+  }
+  return s;
+}
+
+dg_status dg_nlc_to_nchw(dg_engine *e, dg_tensor *y, const dg_tensor *x) {
+  double t0 = dg__prof_start(e);
+  dg_status s = nlc_to_nchw_impl(e, y, x);
+  if (t0 > 0.0 && s == DG_STATUS_OK) {
+    dg__prof_add(e, "nlc_to_nchw", t0, 0.0);
+  }
+  return s;
+}
+
+dg_status dg_timestep_embedding(dg_engine *e, dg_tensor *y, const dg_tensor *t, int flip_sin_to_cos, float freq_shift, float max_period) {
+  double t0 = dg__prof_start(e);
+  dg_status s = timestep_embedding_impl(e, y, t, flip_sin_to_cos, freq_shift, max_period);
+  if (t0 > 0.0 && s == DG_STATUS_OK) {
+    dg__prof_add(e, "timestep_embedding", t0, 0.0);
+  }
+  return s;
+}
+
+dg_status dg_embedding(dg_engine *e, dg_tensor *y, const dg_tensor *ids, const dg_tensor *table) {
+  double t0 = dg__prof_start(e);
+  dg_status s = embedding_impl(e, y, ids, table);
+  if (t0 > 0.0 && s == DG_STATUS_OK) {
+    dg__prof_add(e, "embedding", t0, 0.0);
+  }
+  return s;
+}
+
+dg_status dg_convert(dg_engine *e, dg_tensor *y, const dg_tensor *x) {
+  double t0 = dg__prof_start(e);
+  dg_status s = convert_impl(e, y, x);
+  if (t0 > 0.0 && s == DG_STATUS_OK) {
+    dg__prof_add(e, "convert", t0, 0.0);
+  }
+  return s;
 }

@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "base/status.h"
 
@@ -103,6 +104,13 @@ int dg_cpu_has_avx2(void);
 int dg_cpu_has_avx512(void);
 int dg_cpu_has_avx512bf16(void);
 const char *dg_isa_name(dg_isa isa);
+
+/* Op profile: with DG_PROFILE=1 in the environment when the engine is created,
+ * every GEMM-class op (by shape and path) and every other op (by name) is timed
+ * (wall) and the table, slowest first, is printed to stderr when the engine is
+ * freed, or to f by this call.  Reset empties it. */
+void dg_engine_profile_report(dg_engine *e, FILE *f);
+void dg_engine_profile_reset(dg_engine *e);
 
 /* Split [0, n) over the engine's threads (the caller is thread 0) and wait.
  * fn(arg, begin, end, thread_index); thread_index < dg_engine_threads(e).
