@@ -357,6 +357,25 @@ static void t_softmax(dg_engine *e) {
     same_f("softmax in place", x, y, tot);
     free(x), free(y), free(r);
   }
+  /* every width up to 130 (each vector count and tail length of the AVX2 / AVX-512
+   * short-row kernels, and the switch to the long form), row counts 1..7 */
+  for (int64_t c = 1; c <= 130; c++) {
+    int64_t rows = 1 + c % 7, tot = rows * c;
+    float *x = fbuf(tot, c % 2 ? 30.0f : 3.0f), *y = fbuf(tot, 1.0f);
+    double *r = dbuf(tot);
+    for (int64_t i = 0; i < rows; i++) {
+      double mx = -INFINITY, sum = 0;
+      for (int64_t j = 0; j < c; j++) mx = x[i * c + j] > mx ? x[i * c + j] : mx;
+      for (int64_t j = 0; j < c; j++) sum += exp(x[i * c + j] - mx);
+      for (int64_t j = 0; j < c; j++) r[i * c + j] = exp(x[i * c + j] - mx) / sum;
+    }
+    dg_tensor tx = T(DG_DTYPE_F32, x, 2, rows, c, 1, 1), ty = T(DG_DTYPE_F32, y, 2, rows, c, 1, 1);
+    CHECK(dg_softmax(e, &ty, &tx) == DG_STATUS_OK);
+    char what[64];
+    snprintf(what, sizeof what, "softmax c%lld rows %lld", (long long)c, (long long)rows);
+    if (!close_to(what, y, r, tot, 1e-7, 4e-6)) c = 131; /* one report is enough */
+    free(x), free(y), free(r);
+  }
   /* causal mask (the text encoder's attention: row i sees keys 0..i), 77 wide,
    * 77 rows (not a multiple of the kernels' row groups): masked entries must
    * come out exactly 0, the rest as the reference; a fully masked row gives
