@@ -65,9 +65,12 @@ if [ "$f32" = 1 ]; then
 fi
 
 if [ "$tiny" = 1 ]; then
+  # the tiny fixture model's weights are generated (as the tests do: tests/gen_test_data.cmake)
+  cmake -DDAGUERRE="$build/daguerre" -DDATA="$here/tests/data" -DOUT="$build/test-data" \
+    -P "$here/tests/gen_test_data.cmake" > /dev/null
   for size in 64 512; do
     echo
-    echo "## tiny fixture model (tests/data/sd15-tiny/diffusers), ${size}x${size}"
-    "$build/bench/bench_sd15" "$here/tests/data/sd15-tiny/diffusers" --size "$size" "${extra[@]}"
+    echo "## tiny fixture model (generated sd15-tiny/diffusers), ${size}x${size}"
+    "$build/bench/bench_sd15" "$build/test-data/sd15-tiny/diffusers" --size "$size" "${extra[@]}"
   done
 fi
