@@ -3,8 +3,8 @@
  * DG_ISA_AVX2.  Tails use vmaskmovps.  exp: the AVX-512 file's reduction and
  * polynomial, 2^n from the exponent bits of the rounding FMA (exp8_core); the
  * tested v_exp is correct down to the subnormals (two-factor scaling for the
- * lanes outside [-87.3, 88.3]), the kernels' exp flushes results below
- * FLT_MIN to 0 (as the compute threads' FTZ does). */
+ * lanes outside [-87.3, 88.3]), the kernels' exp gives 0 below x = -87.68
+ * (results under FLT_MIN, which the compute threads' FTZ flushes anyway). */
 #include "tensor/ops_internal.h"
 
 #if defined(__x86_64__) && defined(__AVX2__) && defined(__FMA__)
@@ -22,8 +22,13 @@ static inline __m256i tail_mask(int64_t r) {
  * ops_avx512.c; a hint: never faults, harmless past the end). */
 #define PF_AHEAD 1024
 #define PF_LINE(p) _mm_prefetch((const char *)((p) + PF_AHEAD), _MM_HINT_T0)
-#define PF_STREAM2(i, p, q) \
-  if (!((i) & 15)) PF_LINE((p) + (i)), PF_LINE((q) + (i))
+#define PF_STREAM2(i, p, q)       \
+  do {                            \
+    if (!((i) & 15)) {            \
+      PF_LINE((p) + (i));         \
+      PF_LINE((q) + (i));         \
+    }                             \
+  } while (0)
 
 static inline __m256 load(const float *p, int64_t r) {
   return r >= W ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, tail_mask(r));
@@ -41,8 +46,9 @@ static inline void store(float *p, int64_t r, __m256 v) {
  * bits of t = x log2e + (1.5 2^23 + 127), which holds n + 127 in its low
  * mantissa bits (one FMA rounds x log2e to the nearest integer n): shifted
  * into the exponent field it is 2^n for n in [-126, 127], 0 for n = -127
- * (x < -87.68: results below FLT_MIN flush to 0, as the compute threads'
- * FTZ does anyway) and +inf for n = 128 (x > 88.38).  The caller clamps. */
+ * (x < -87.68, where e^x < FLT_MIN: flushed, as the compute threads' FTZ
+ * does anyway; on (-87.68, -87.34) the one product rounds to a subnormal)
+ * and +inf for n = 128 (x > 88.38).  The caller clamps. */
 #define EXP_MAGIC 12583039.0f /* 1.5 * 2^23 + 127 */
 static inline __m256 exp8_core(__m256 x) {
   __m256 t = _mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(EXP_MAGIC));
