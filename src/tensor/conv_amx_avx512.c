@@ -89,17 +89,6 @@ static void xp_task(void *arg, int64_t u0, int64_t u1, int ti) {
 
 /* ---- weights: one output panel in the tiled A layout --------------------------- */
 
-static inline __m512 load16(const void *p, dg_dtype t, int64_t off, int n) {
-  __mmask16 m = (__mmask16)(n >= 16 ? 0xffff : n <= 0 ? 0 : (1u << n) - 1);
-  switch (t) {
-    case DG_DTYPE_F16: return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const uint16_t *)p + off));
-    case DG_DTYPE_BF16:
-      return _mm512_castsi512_ps(
-          _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, (const uint16_t *)p + off)), 16));
-    default: return _mm512_maskz_loadu_ps(m, (const float *)p + off);
-  }
-}
-
 /* The 32 x 9 -> 9 x 32 transpose of one (output channel, chunk) run of weights
  * in registers: the run, as bf16, is v[0..8] (32 values each); tap s gathers
  * values 9 k + s (k < 32) with one two-source permute per vector pair. */
@@ -137,8 +126,8 @@ static void pack_panel(const cjob *j, const tr_tab *tb, int64_t cop, uint16_t *w
       int64_t off = (co * j->ci + 32 * ch) * 9, n = nk * 9;
       __m512i v[9];
       for (int t = 0; t < 9; t++)
-        v[t] = (__m512i)_mm512_cvtne2ps_pbh(load16(j->w, j->wdt, off + 32 * t + 16, (int)(n - 32 * t - 16)),
-                                            load16(j->w, j->wdt, off + 32 * t, (int)(n - 32 * t)));
+        v[t] = (__m512i)_mm512_cvtne2ps_pbh(dg__load16_avx512(j->w, j->wdt, off + 32 * t + 16, (int)(n - 32 * t - 16)),
+                                            dg__load16_avx512(j->w, j->wdt, off + 32 * t, (int)(n - 32 * t)));
       for (int s = 0; s < 9; s++) {
         __m512i o = _mm512_maskz_permutex2var_epi16(tb->mk[s][0], v[0], tb->ix[s][0], v[1]);
         for (int m = 1; m < 4; m++)

@@ -17,13 +17,10 @@
 #include <unistd.h>
 
 #include "tensor/gemm.h"
+#include "tensor/gemm_avx512.h"
 
 #define AMX_ATTR __attribute__((target("amx-tile,amx-bf16")))
 
-void dg__pack_ik_avx512(const dg__opnd *o, int R, int bf16, int64_t i0, int64_t rows, int64_t k0, int64_t kc,
-                        int64_t kpad, void *dst);
-void dg__cvt_pairs_avx512(const float *r0, const float *r1, int R, uint16_t *d);
-void dg__im2col_run_avx512(const float *xr, int64_t sx0, int64_t w, int len, float *d);
 
 typedef struct tile_cfg {
   uint8_t palette, start_row;
@@ -107,18 +104,6 @@ AMX_ATTR static void uk_amx(int64_t kc, const void *av, const void *bv, float *c
   }
 }
 
-/* Up to 16 values from element off of p (dtype t) as f32, zero past n. */
-static inline __m512 load16(const void *p, dg_dtype t, int64_t off, int n) {
-  __mmask16 m = (__mmask16)(n >= 16 ? 0xffff : n <= 0 ? 0 : (1u << n) - 1);
-  switch (t) {
-    case DG_DTYPE_F16: return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const uint16_t *)p + off));
-    case DG_DTYPE_BF16:
-      return _mm512_castsi512_ps(
-          _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, (const uint16_t *)p + off)), 16));
-    default: return _mm512_maskz_loadu_ps(m, (const float *)p + off);
-  }
-}
-
 static float elem(const dg__opnd *o, int64_t i, int64_t k) {
   int64_t off = o->kind == DG__OPND_KI ? k * o->ld + i : i * o->ld + k;
   switch (o->dtype) {
@@ -142,13 +127,15 @@ static void pack_a_tiled(const dg__opnd *o, int R, int64_t i0, int64_t rows, int
     if (r < rows && o->kind == DG__OPND_IK) {
       int64_t off = (i0 + r) * o->ld + k0;
       for (; k + 32 <= kc; k += 32) {
-        __m512 lo = load16(o->data, o->dtype, off + k, 16), hi = load16(o->data, o->dtype, off + k + 16, 16);
+        __m512 lo = dg__load16_avx512(o->data, o->dtype, off + k, 16);
+        __m512 hi = dg__load16_avx512(o->data, o->dtype, off + k + 16, 16);
         if (o->scale != 1.0f) lo = _mm512_mul_ps(lo, sc), hi = _mm512_mul_ps(hi, sc);
         _mm512_storeu_si512(d + k / 32 * cs, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
       }
       if (k < kc) { /* last partial chunk, zero-filled to 32 */
         int n = (int)(kc - k);
-        __m512 lo = load16(o->data, o->dtype, off + k, n), hi = load16(o->data, o->dtype, off + k + 16, n - 16);
+        __m512 lo = dg__load16_avx512(o->data, o->dtype, off + k, n);
+        __m512 hi = dg__load16_avx512(o->data, o->dtype, off + k + 16, n - 16);
         if (o->scale != 1.0f) lo = _mm512_mul_ps(lo, sc), hi = _mm512_mul_ps(hi, sc);
         _mm512_storeu_si512(d + k / 32 * cs, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
         k += 32;

@@ -104,19 +104,6 @@ static void uk_bf16(int64_t kc, const void *av, const void *bv, float *c, int64_
 
 /* ---- Packing ------------------------------------------------------------- */
 
-/* Up to 16 values of row p (dtype t) from element off, as f32 (zero past n). */
-static inline __m512 load16(const void *p, dg_dtype t, int64_t off, int n) {
-  __mmask16 m = (__mmask16)(n >= 16 ? 0xffff : (1u << n) - 1);
-  switch (t) {
-    case DG_DTYPE_F16:
-      return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const uint16_t *)p + off));
-    case DG_DTYPE_BF16:
-      return _mm512_castsi512_ps(
-          _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, (const uint16_t *)p + off)), 16));
-    default: return _mm512_maskz_loadu_ps(m, (const float *)p + off);
-  }
-}
-
 /* words [2c] = a[c], [2c+1] = b[c] as bf16 (round to nearest even) */
 static inline __m512i pair_bf16(__m512 a, __m512 b) {
   const __m512i perm = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22,
@@ -159,7 +146,7 @@ void dg__pack_ik_avx512(const dg__opnd *o, int R, int bf16, int64_t i0, int64_t 
       } else {
 #pragma GCC unroll 16
         for (int r = 0; r < 16; r++) {
-          v[r] = r < gr && kn > 0 ? load16(o->data, o->dtype, (i0 + g + r) * o->ld + k0 + kb, kn)
+          v[r] = r < gr && kn > 0 ? dg__load16_avx512(o->data, o->dtype, (i0 + g + r) * o->ld + k0 + kb, kn)
                                   : _mm512_setzero_ps();
           if (o->scale != 1.0f) v[r] = _mm512_mul_ps(v[r], sc);
         }

@@ -33,7 +33,28 @@
   } while (0)
 
 #include <stdint.h>
-/* Two f32 rows of R values -> bf16 pairs d[2c] = r0[c], d[2c + 1] = r1[c] (gemm_avx512.c). */
+
+#include "tensor/tensor.h"
+
+/* Up to 16 values of p (dtype F32, F16 or BF16) from element off as f32, zero
+ * past n (n <= 0: all zero; masked lanes read nothing). */
+static inline __m512 dg__load16_avx512(const void *p, dg_dtype t, int64_t off, int n) {
+  __mmask16 m = (__mmask16)(n >= 16 ? 0xffff : n <= 0 ? 0 : (1u << n) - 1);
+  switch (t) {
+    case DG_DTYPE_F16: return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const uint16_t *)p + off));
+    case DG_DTYPE_BF16:
+      return _mm512_castsi512_ps(
+          _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, (const uint16_t *)p + off)), 16));
+    default: return _mm512_maskz_loadu_ps(m, (const float *)p + off);
+  }
+}
+
+/* gemm_avx512.c: two f32 rows of R values -> bf16 pairs d[2c] = r0[c], d[2c + 1] = r1[c];
+ * the IK panel packer and the stride-1 im2col run of the AVX-512 kernels (gemm.h). */
 void dg__cvt_pairs_avx512(const float *r0, const float *r1, int R, uint16_t *d);
+struct dg__opnd;
+void dg__pack_ik_avx512(const struct dg__opnd *o, int R, int bf16, int64_t i0, int64_t rows, int64_t k0,
+                        int64_t kc, int64_t kpad, void *dst);
+void dg__im2col_run_avx512(const float *xr, int64_t sx0, int64_t w, int len, float *d);
 
 #endif

@@ -64,8 +64,8 @@ static int is_ref(const dg_engine *e) { return dg_engine_isa(e) == DG_ISA_REF; }
 
 /* ---- GEMM-class ---------------------------------------------------------- */
 
-static dg_status conv2d_impl(dg_engine *e, dg_tensor *y, const dg_tensor *x, const dg_tensor *w,
-                    const dg_tensor *b, int stride, int pad) {
+static dg_status conv2d_impl(dg_engine *e, dg_tensor *y, const dg_tensor *x, const dg_tensor *w, const dg_tensor *b,
+                             int stride, int pad) {
   if (!e) return DG_STATUS_ERR_INVALID;
   CHECK_OK(valid_f32(y));
   CHECK_OK(valid_f32(x));
@@ -86,8 +86,7 @@ static dg_status conv2d_impl(dg_engine *e, dg_tensor *y, const dg_tensor *x, con
                    : dg__conv2d_fast(e, y, x, w, b, stride, pad);
 }
 
-static dg_status linear_impl(dg_engine *e, dg_tensor *y, const dg_tensor *x, const dg_tensor *w,
-                    const dg_tensor *b) {
+static dg_status linear_impl(dg_engine *e, dg_tensor *y, const dg_tensor *x, const dg_tensor *w, const dg_tensor *b) {
   if (!e) return DG_STATUS_ERR_INVALID;
   CHECK_OK(valid_f32(y));
   CHECK_OK(valid_f32(x));
@@ -109,8 +108,8 @@ static dg_status linear_impl(dg_engine *e, dg_tensor *y, const dg_tensor *x, con
   return is_ref(e) ? dg__linear_ref(e, y, x, w, b) : dg__linear_fast(e, y, x, w, b);
 }
 
-static dg_status matmul_impl(dg_engine *e, dg_tensor *y, const dg_tensor *a, const dg_tensor *b,
-                    int transpose_b, float alpha) {
+static dg_status matmul_impl(dg_engine *e, dg_tensor *y, const dg_tensor *a, const dg_tensor *b, int transpose_b,
+                             float alpha) {
   if (!e) return DG_STATUS_ERR_INVALID;
   CHECK_OK(valid_f32(y));
   CHECK_OK(valid_f32(a));
@@ -129,8 +128,8 @@ static dg_status matmul_impl(dg_engine *e, dg_tensor *y, const dg_tensor *a, con
                    : dg__matmul_fast(e, y, a, b, transpose_b, alpha);
 }
 
-static dg_status attention_impl(dg_engine *e, dg_tensor *y, const dg_tensor *q, const dg_tensor *k,
-                       const dg_tensor *v, int n_heads, int causal, float scale) {
+static dg_status attention_impl(dg_engine *e, dg_tensor *y, const dg_tensor *q, const dg_tensor *k, const dg_tensor *v,
+                                int n_heads, int causal, float scale) {
   if (!e) return DG_STATUS_ERR_INVALID;
   CHECK_OK(valid_f32(y));
   CHECK_OK(valid_f32(q));
@@ -154,7 +153,7 @@ static dg_status attention_impl(dg_engine *e, dg_tensor *y, const dg_tensor *q, 
 /* ---- Normalisation ------------------------------------------------------- */
 
 static dg_status group_norm_impl(dg_engine *e, dg_tensor *y, const dg_tensor *x, int n_groups, float eps,
-                        const dg_tensor *gamma, const dg_tensor *beta, int silu) {
+                                 const dg_tensor *gamma, const dg_tensor *beta, int silu) {
   if (!e) return DG_STATUS_ERR_INVALID;
   CHECK_OK(valid_f32(y));
   CHECK_OK(valid_f32(x));
@@ -183,8 +182,8 @@ static dg_status group_norm_impl(dg_engine *e, dg_tensor *y, const dg_tensor *x,
   return DG_STATUS_OK;
 }
 
-static dg_status layer_norm_impl(dg_engine *e, dg_tensor *y, const dg_tensor *x, float eps,
-                        const dg_tensor *gamma, const dg_tensor *beta) {
+static dg_status layer_norm_impl(dg_engine *e, dg_tensor *y, const dg_tensor *x, float eps, const dg_tensor *gamma,
+                                 const dg_tensor *beta) {
   if (!e) return DG_STATUS_ERR_INVALID;
   CHECK_OK(valid_f32(y));
   CHECK_OK(valid_f32(x));
@@ -327,8 +326,7 @@ static dg_status broadcast_split(const dg_tensor *a, const dg_tensor *b, dg__bin
   return DG_STATUS_OK;
 }
 
-static dg_status binary(dg_engine *e, dg__binary_op op, dg_tensor *y, const dg_tensor *a,
-                        const dg_tensor *b) {
+static dg_status binary(dg_engine *e, dg__binary_op op, dg_tensor *y, const dg_tensor *a, const dg_tensor *b) {
   if (!e) return DG_STATUS_ERR_INVALID;
   CHECK_OK(valid_f32(y));
   CHECK_OK(valid_f32(a));
@@ -480,8 +478,8 @@ static dg_status nlc_to_nchw_impl(dg_engine *e, dg_tensor *y, const dg_tensor *x
 
 /* ---- Embeddings and conversion ------------------------------------------ */
 
-static dg_status timestep_embedding_impl(dg_engine *e, dg_tensor *y, const dg_tensor *t,
-                                int flip_sin_to_cos, float freq_shift, float max_period) {
+static dg_status timestep_embedding_impl(dg_engine *e, dg_tensor *y, const dg_tensor *t, int flip_sin_to_cos,
+                                         float freq_shift, float max_period) {
   if (!e) return DG_STATUS_ERR_INVALID;
   CHECK_OK(valid_f32(y));
   CHECK_OK(valid_f32(t));
@@ -546,7 +544,8 @@ static const char *conv_path(const dg_engine *e, const dg_tensor *x, const dg_te
   return dg__conv_amx_usable(e, x, w, stride, pad) ? "amx direct" : "gemm";
 }
 
-dg_status dg_conv2d(dg_engine *e, dg_tensor *y, const dg_tensor *x, const dg_tensor *w, const dg_tensor *b, int stride, int pad) {
+dg_status dg_conv2d(dg_engine *e, dg_tensor *y, const dg_tensor *x, const dg_tensor *w, const dg_tensor *b, int stride,
+                    int pad) {
   double t0 = dg__prof_start(e);
   dg_status s = conv2d_impl(e, y, x, w, b, stride, pad);
   if (t0 > 0.0 && s == DG_STATUS_OK) {
@@ -589,7 +588,8 @@ dg_status dg_matmul(dg_engine *e, dg_tensor *y, const dg_tensor *a, const dg_ten
   return s;
 }
 
-dg_status dg_attention(dg_engine *e, dg_tensor *y, const dg_tensor *q, const dg_tensor *k, const dg_tensor *v, int n_heads, int causal, float scale) {
+dg_status dg_attention(dg_engine *e, dg_tensor *y, const dg_tensor *q, const dg_tensor *k, const dg_tensor *v,
+                       int n_heads, int causal, float scale) {
   double t0 = dg__prof_start(e);
   dg_status s = attention_impl(e, y, q, k, v, n_heads, causal, scale);
   if (t0 > 0.0 && s == DG_STATUS_OK) {
@@ -602,7 +602,8 @@ dg_status dg_attention(dg_engine *e, dg_tensor *y, const dg_tensor *q, const dg_
   return s;
 }
 
-dg_status dg_group_norm(dg_engine *e, dg_tensor *y, const dg_tensor *x, int n_groups, float eps, const dg_tensor *gamma, const dg_tensor *beta, int silu) {
+dg_status dg_group_norm(dg_engine *e, dg_tensor *y, const dg_tensor *x, int n_groups, float eps, const dg_tensor *gamma,
+                        const dg_tensor *beta, int silu) {
   double t0 = dg__prof_start(e);
   dg_status s = group_norm_impl(e, y, x, n_groups, eps, gamma, beta, silu);
   if (t0 > 0.0 && s == DG_STATUS_OK) {
@@ -611,7 +612,8 @@ dg_status dg_group_norm(dg_engine *e, dg_tensor *y, const dg_tensor *x, int n_gr
   return s;
 }
 
-dg_status dg_layer_norm(dg_engine *e, dg_tensor *y, const dg_tensor *x, float eps, const dg_tensor *gamma, const dg_tensor *beta) {
+dg_status dg_layer_norm(dg_engine *e, dg_tensor *y, const dg_tensor *x, float eps, const dg_tensor *gamma,
+                        const dg_tensor *beta) {
   double t0 = dg__prof_start(e);
   dg_status s = layer_norm_impl(e, y, x, eps, gamma, beta);
   if (t0 > 0.0 && s == DG_STATUS_OK) {
@@ -737,7 +739,8 @@ dg_status dg_nlc_to_nchw(dg_engine *e, dg_tensor *y, const dg_tensor *x) {
   return s;
 }
 
-dg_status dg_timestep_embedding(dg_engine *e, dg_tensor *y, const dg_tensor *t, int flip_sin_to_cos, float freq_shift, float max_period) {
+dg_status dg_timestep_embedding(dg_engine *e, dg_tensor *y, const dg_tensor *t, int flip_sin_to_cos, float freq_shift,
+                                float max_period) {
   double t0 = dg__prof_start(e);
   dg_status s = timestep_embedding_impl(e, y, t, flip_sin_to_cos, freq_shift, max_period);
   if (t0 > 0.0 && s == DG_STATUS_OK) {
