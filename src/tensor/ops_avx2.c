@@ -100,7 +100,7 @@ static inline __m256 exp8(__m256 x) {
   return y;
 }
 
-/* x sigmoid(k x) = x / (1 + e^(-k x)); e^(-k x) = inf (x < -52 / k) gives -0 */
+/* x sigmoid(k x) = x / (1 + e^(-k x)); e^(-k x) = inf (k x < -88.38) gives x / inf = -0 */
 static inline __m256 silu8(__m256 v, __m256 negk) {
   __m256 en = exp8_ops(_mm256_mul_ps(v, negk));
   return _mm256_div_ps(v, _mm256_add_ps(_mm256_set1_ps(1.0f), en));
@@ -143,8 +143,9 @@ static inline __m256 gelu8_erfc(__m256 x) {
  * least squares at 200 Chebyshev nodes, Lawson reweighting, long double):
  * with float coefficients and float Horner 1.6e-7 (A), 2.6e-7 (B).  Vectors
  * with every |x| < 4 evaluate A only; the others (out of line) evaluate A and
- * B and blend per lane (a lane of A gets bit-identical results either way).  x >= 8 gives x (Q(8) = 6e-16);
- * lanes with x <= -8 or NaN take the erfc form above, blended per lane. */
+ * B and blend per lane (a lane of A gets bit-identical results either way).
+ * x >= 8 gives x (Q(8) = 6e-16); lanes with x <= -8 or NaN take the erfc form
+ * above, blended per lane. */
 static _Alignas(32) const float gelu_a[8][8] = {
     {3.085375428e-01f, 1.586552560e-01f, 6.680720299e-02f, 2.275013179e-02f, 6.209665444e-03f, 1.349898055e-03f, 2.326290851e-04f, 3.167124305e-05f},
     {1.760326624e-01f, 1.209853590e-01f, 6.475879997e-02f, 2.699548565e-02f, 8.764150552e-03f, 2.215923741e-03f, 4.363411572e-04f, 6.691511953e-05f},
