@@ -420,6 +420,7 @@ int main(void) {
   /* bf16 on AMX: queries as rows up to 1024 keys, the key-blocked loop beyond */
   test_attention(2, 70, 1024, 2, 40, 1, 0.0f);
   test_attention(1, 33, 1025, 1, 80, 0, 0.0f);
+  test_attention(1, 50, 1100, 2, 40, 1, 0.0f); /* key blocks, head width 40: a 32-row tail panel */
   for (int64_t lk = 1; lk <= 112; lk += 37) test_attention(1, 35, lk, 2, 16 * (lk % 5) + 7, lk & 1, 0.0f);
 
   for (int c = 0; c < ncfg; c++) {

@@ -136,9 +136,14 @@ static void attn_block(const attn_job *j, const attn_ws *w, int64_t hh, int64_t 
     }
     int64_t ks = dg__ksteps(uk, kcb);
     const char *vblk = vp + (size_t)(j0 / j->bk * j->nvp) * j->vpan;
-    for (int64_t d0 = 0; d0 < dp; d0 += MR)
-      uk->fn(ks, vblk + (size_t)(d0 / MR) * j->vpan, bf ? (const void *)w->pb : (const void *)s, o + d0 * NR, NR,
-             !first, NULL, NULL);
+    for (int64_t d0 = 0; d0 < dp; d0 += MR) {
+      const char *va = vblk + (size_t)(d0 / MR) * j->vpan;
+      const void *pv = bf ? (const void *)w->pb : (const void *)s;
+      if (uk->fn_part && j->d - d0 < MR) /* the head width's tail: rows past D skipped where possible */
+        uk->fn_part(ks, va, pv, o + d0 * NR, NR, !first, (int)(j->d - d0), NR);
+      else
+        uk->fn(ks, va, pv, o + d0 * NR, NR, !first, NULL, NULL);
+    }
   }
   float *yb = j->y + q0 * j->c + hh * j->d;
   if (j->store_avx512) {
@@ -366,11 +371,22 @@ static void rows_task(void *arg, int64_t t0, int64_t t1, int ti) {
       dg__opnd qo = {DG__OPND_IK, DG_DTYPE_F32, j->q + hh * j->d, j->c, j->qscale, NULL};
       dg__pack_panel(uk, &qo, 1, R, q0, rows, 0, j->d, qa);
       const char *kb = j->kb + (size_t)(hh * j->nkp) * j->kpan, *vb = j->vb + (size_t)(hh * j->nvp) * j->vpan;
-      for (int64_t w = 0; w < j->nkp; w++)
-        uk->fn(ksd, qa, kb + (size_t)w * j->kpan, s + w * uk->nr, lds, 0, NULL, NULL);
+      /* fn_part: only the valid queries (rows) and keys / head columns (a tail panel's) */
+      for (int64_t w = 0; w < j->nkp; w++) {
+        int cols = j->lk - w * uk->nr < uk->nr ? (int)(j->lk - w * uk->nr) : uk->nr;
+        if (uk->fn_part)
+          uk->fn_part(ksd, qa, kb + (size_t)w * j->kpan, s + w * uk->nr, lds, 0, (int)rows, cols);
+        else
+          uk->fn(ksd, qa, kb + (size_t)w * j->kpan, s + w * uk->nr, lds, 0, NULL, NULL);
+      }
       dg__attn_rowsoftmax_bf16_avx512(s, lds, R, j->lk, j->kpad, j->causal, q0, p, inv);
-      for (int64_t w = 0; w < j->nvp; w++)
-        uk->fn(ksk, p, vb + (size_t)w * j->vpan, o + w * uk->nr, ldo, 0, NULL, NULL);
+      for (int64_t w = 0; w < j->nvp; w++) {
+        int cols = j->d - w * uk->nr < uk->nr ? (int)(j->d - w * uk->nr) : uk->nr;
+        if (uk->fn_part)
+          uk->fn_part(ksk, p, vb + (size_t)w * j->vpan, o + w * uk->nr, ldo, 0, (int)rows, cols);
+        else
+          uk->fn(ksk, p, vb + (size_t)w * j->vpan, o + w * uk->nr, ldo, 0, NULL, NULL);
+      }
       dg__attn_rowstore_avx512(o, ldo, (int)rows, inv, j->d, j->y + q0 * j->c + hh * j->d, j->c);
     }
   }

@@ -50,6 +50,11 @@ typedef struct dg__ukernel {
   int bf16;      /* panels hold bf16 pairs (vdpbf16ps / AMX) instead of f32 */
   int kalign;    /* panels' k is zero-padded to a multiple of this (1, 2, or 32 for AMX) */
   dg__ukernel_fn fn;
+  /* Optional (AMX): fn without biases for a tile of which only `rows` x `cols`
+   * (<= MR x NR) are needed; products outside are skipped where the kernel can
+   * (whole 16-row / 16-column quarters), those C entries then hold their
+   * starting value (0, or C itself when acc).  Attention's head-width tails. */
+  void (*fn_part)(int64_t kc, const void *a, const void *b, float *c, int64_t ldc, int acc, int rows, int cols);
   /* Optional vectorised packing (NULL: portable C): a whole DG__OPND_IK
    * panel in the pair layout (kpad = padded kc), and two f32 rows of R values -> bf16 pairs. */
   void (*pack_ik)(const struct dg__opnd *o, int R, int bf16, int64_t i0, int64_t rows, int64_t k0,

@@ -36,8 +36,10 @@ AMX_ATTR static void amx_end(void) { _tile_release(); }
 
 /* kc: k pairs, a multiple of 16.  tmm0..3 = C, tmm4/5 = A rows 0-15 / 16-31,
  * tmm6/7 = B columns 0-15 / 16-31. */
-AMX_ATTR static void uk_amx(int64_t kc, const void *av, const void *bv, float *c, int64_t ldc, int acc,
-                            const float *row_bias, const float *col_bias) {
+/* m2 / n2 = 0: rows 16-31 / columns 16-31 of the tile are not needed (their
+ * products are skipped; those C tiles keep their starting value). */
+AMX_ATTR static inline void amx_tile(int64_t kc, const void *av, const void *bv, float *c, int64_t ldc, int acc,
+                                     const float *row_bias, const float *col_bias, int m2, int n2) {
   const uint16_t *a = av, *b = bv;
   int64_t cstride = ldc * 4;
   /* A column bias is the accumulators' starting value (stride-0 tile load):
@@ -61,15 +63,39 @@ AMX_ATTR static void uk_amx(int64_t kc, const void *av, const void *bv, float *c
     _tile_zero(2);
     _tile_zero(3);
   }
-  for (int64_t p = 0; p < kc; p += 16) {
-    _tile_loadd(4, a + p * 64, 64); /* chunk p / 16: 32 rows x 32 k, 2 KiB */
-    _tile_loadd(5, a + p * 64 + 512, 64);
-    _tile_loadd(6, b + p * 64, 128);
-    _tile_loadd(7, b + p * 64 + 32, 128);
-    _tile_dpbf16ps(0, 4, 6);
-    _tile_dpbf16ps(1, 4, 7);
-    _tile_dpbf16ps(2, 5, 6);
-    _tile_dpbf16ps(3, 5, 7);
+  if (m2 && n2) {
+    for (int64_t p = 0; p < kc; p += 16) {
+      _tile_loadd(4, a + p * 64, 64); /* chunk p / 16: 32 rows x 32 k, 2 KiB */
+      _tile_loadd(5, a + p * 64 + 512, 64);
+      _tile_loadd(6, b + p * 64, 128);
+      _tile_loadd(7, b + p * 64 + 32, 128);
+      _tile_dpbf16ps(0, 4, 6);
+      _tile_dpbf16ps(1, 4, 7);
+      _tile_dpbf16ps(2, 5, 6);
+      _tile_dpbf16ps(3, 5, 7);
+    }
+  } else if (n2) { /* rows 0-15 */
+    for (int64_t p = 0; p < kc; p += 16) {
+      _tile_loadd(4, a + p * 64, 64);
+      _tile_loadd(6, b + p * 64, 128);
+      _tile_loadd(7, b + p * 64 + 32, 128);
+      _tile_dpbf16ps(0, 4, 6);
+      _tile_dpbf16ps(1, 4, 7);
+    }
+  } else if (m2) { /* columns 0-15 */
+    for (int64_t p = 0; p < kc; p += 16) {
+      _tile_loadd(4, a + p * 64, 64);
+      _tile_loadd(5, a + p * 64 + 512, 64);
+      _tile_loadd(6, b + p * 64, 128);
+      _tile_dpbf16ps(0, 4, 6);
+      _tile_dpbf16ps(2, 5, 6);
+    }
+  } else {
+    for (int64_t p = 0; p < kc; p += 16) {
+      _tile_loadd(4, a + p * 64, 64);
+      _tile_loadd(6, b + p * 64, 128);
+      _tile_dpbf16ps(0, 4, 6);
+    }
   }
   /* The tile goes to an L1-resident buffer and from there to C with vector
    * stores: tile stores straight into C lines that are not in the cache ran
@@ -113,6 +139,16 @@ static float elem(const dg__opnd *o, int64_t i, int64_t k) {
   }
 }
 
+AMX_ATTR static void uk_amx(int64_t kc, const void *av, const void *bv, float *c, int64_t ldc, int acc,
+                            const float *row_bias, const float *col_bias) {
+  amx_tile(kc, av, bv, c, ldc, acc, row_bias, col_bias, 1, 1);
+}
+
+AMX_ATTR static void uk_amx_part(int64_t kc, const void *av, const void *bv, float *c, int64_t ldc, int acc,
+                                 int rows, int cols) {
+  amx_tile(kc, av, bv, c, ldc, acc, NULL, NULL, rows > 16, cols > 16);
+}
+
 /* A panel as row-major tiles: d[(k / 32) * 32 R + r * 32 + k % 32] = A(i0 + r, k0 + k)
  * (bf16, zero padding): each 32-k chunk of the R rows is one contiguous run, so the
  * kernel's tile loads stream through memory (rows kpad apart would each be a stream
@@ -148,7 +184,7 @@ static void pack_a_tiled(const dg__opnd *o, int R, int64_t i0, int64_t rows, int
   }
 }
 
-static const dg__ukernel k_amx = {.mr = 32, .nr = 32, .bf16 = 1, .kalign = 32, .fn = uk_amx,
+static const dg__ukernel k_amx = {.mr = 32, .nr = 32, .bf16 = 1, .kalign = 32, .fn = uk_amx, .fn_part = uk_amx_part,
                                   .pack_ik = dg__pack_ik_avx512, .cvt_pairs = dg__cvt_pairs_avx512,
                                   .pack_a_tiled = pack_a_tiled, .im2col_run = dg__im2col_run_avx512,
                                   .thread_begin = amx_begin, .thread_end = amx_end, .name = "amx-32x32-bf16"};
