@@ -4,6 +4,7 @@
 #define DG_TESTS_T_H
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +42,24 @@ static int t_passed, t_failed;
     printf("%d passed, %d failed\n", t_passed, t_failed);         \
     return t_failed ? 1 : 0;                                      \
   } while (0)
+
+/* Deterministic test data: xorshift64, seeded per test with t_seed().
+ * t_rnd(): 32 bits; t_rint(lo, hi): integer in [lo, hi]; t_runif(a): uniform
+ * in [-a, a] on a 1e-6 grid. */
+static inline uint64_t *t_rng(void) {
+  static uint64_t s = 0x9e3779b97f4a7c15ull;
+  return &s;
+}
+static inline void t_seed(uint64_t seed) { *t_rng() = seed; }
+static inline uint32_t t_rnd(void) {
+  uint64_t *s = t_rng();
+  *s ^= *s << 13;
+  *s ^= *s >> 7;
+  *s ^= *s << 17;
+  return (uint32_t)(*s >> 16);
+}
+static inline int t_rint(int lo, int hi) { return lo + (int)(t_rnd() % (uint32_t)(hi - lo + 1)); }
+static inline float t_runif(float a) { return a * ((float)(t_rnd() % 2000001u) / 1000000.0f - 1.0f); }
 
 /* Path of a test file or folder, in a static buffer ring: under DG_TEST_GEN_DATA
  * (data generated at test time, tests/gen_test_data.cmake) when it is there, else

@@ -15,14 +15,6 @@
 #include "tensor/conv_amx.h"
 #include "tensor/ops.h"
 
-static uint64_t rs = 0x2545f4914f6cdd1dull;
-static uint32_t rnd(void) {
-  rs ^= rs << 13;
-  rs ^= rs >> 7;
-  rs ^= rs << 17;
-  return (uint32_t)(rs >> 16);
-}
-static float runif(float a) { return a * ((float)(rnd() % 2000001u) / 1000000.0f - 1.0f); }
 
 static float bf16r(float v) { return dg_bf16_to_f32(dg_f32_to_bf16(v)); }
 
@@ -54,9 +46,9 @@ static void run_case(dg_engine *e1, dg_engine *e2, int64_t n, int64_t ci, int64_
   float *x = malloc((size_t)nx * sizeof *x), *wv = malloc((size_t)nw * sizeof *wv);
   float *bv = malloc((size_t)co * sizeof *bv);
   void *wd = malloc((size_t)nw * 4), *bd = malloc((size_t)co * 4);
-  for (int64_t i = 0; i < nx; i++) x[i] = runif(1.0f);
-  for (int64_t i = 0; i < nw; i++) put(wd, dt, i, runif(1.0f / sqrtf((float)ci * 9.0f)), wv);
-  for (int64_t i = 0; i < co; i++) put(bd, dt, i, runif(0.5f), bv);
+  for (int64_t i = 0; i < nx; i++) x[i] = t_runif(1.0f);
+  for (int64_t i = 0; i < nw; i++) put(wd, dt, i, t_runif(1.0f / sqrtf((float)ci * 9.0f)), wv);
+  for (int64_t i = 0; i < co; i++) put(bd, dt, i, t_runif(0.5f), bv);
   int64_t xs[4] = {n, ci, h, w}, ws[4] = {co, ci, 3, 3}, ys[4] = {n, co, h, w}, bs[1] = {co};
   dg_tensor X, W, B, Y1, Y2, Y3;
   X = dg_tensor_make(DG_DTYPE_F32, 4, xs, x);
@@ -106,6 +98,7 @@ static void run_case(dg_engine *e1, dg_engine *e2, int64_t n, int64_t ci, int64_
 }
 
 int main(void) {
+  t_seed(0x2545f4914f6cdd1dull);
   dg_engine *e1 = dg_cpu_has_avx512bf16() ? engine(1) : NULL, *e2 = e1 ? engine(2) : NULL;
   dg_tensor x0, w0;
   int64_t xs[4] = {1, 32, 8, 8}, ws[4] = {32, 32, 3, 3};

@@ -14,15 +14,6 @@
 #include "tensor/ops.h"
 #include "tensor/winograd.h"
 
-static uint64_t rs = 0x9e3779b97f4a7c15ull;
-static uint32_t rnd(void) {
-  rs ^= rs << 13;
-  rs ^= rs >> 7;
-  rs ^= rs << 17;
-  return (uint32_t)(rs >> 16);
-}
-static int rint_(int lo, int hi) { return lo + (int)(rnd() % (uint32_t)(hi - lo + 1)); }
-static float runif(float a) { return a * ((float)(rnd() % 2000001u) / 1000000.0f - 1.0f); }
 
 typedef struct cs {
   int64_t n, ci, co, h, w;
@@ -54,14 +45,14 @@ static cs make_case(int64_t n, int64_t ci, int64_t co, int64_t h, int64_t w, int
   c.wo = w + 2 * pad - 2;
   int64_t nx = n * ci * h * w, nw = co * ci * 9, ny = n * co * c.ho * c.wo;
   c.x = malloc((size_t)nx * sizeof(float));
-  for (int64_t i = 0; i < nx; i++) c.x[i] = runif(1.0f);
+  for (int64_t i = 0; i < nx; i++) c.x[i] = t_runif(1.0f);
   float wa = 1.0f / sqrtf((float)(ci * 9));
   c.wdata = malloc((size_t)nw * 4);
   c.wv = malloc((size_t)nw * sizeof(float));
-  for (int64_t i = 0; i < nw; i++) store(c.wdata, dt, i, runif(wa), c.wv);
+  for (int64_t i = 0; i < nw; i++) store(c.wdata, dt, i, t_runif(wa), c.wv);
   c.bdata = malloc((size_t)co * 4);
   c.bv = malloc((size_t)co * sizeof(float));
-  for (int64_t i = 0; i < co; i++) store(c.bdata, dt, i, runif(0.5f), c.bv);
+  for (int64_t i = 0; i < co; i++) store(c.bdata, dt, i, t_runif(0.5f), c.bv);
   c.ref = calloc((size_t)ny, sizeof(double));
   c.mag = calloc((size_t)ny, sizeof(double));
   for (int64_t b = 0; b < n; b++)
@@ -139,6 +130,7 @@ static dg_engine *engine(dg_isa isa, int nt) {
 }
 
 int main(void) {
+  t_seed(0x9e3779b97f4a7c15ull);
   static const dg_dtype dts[3] = {DG_DTYPE_F32, DG_DTYPE_F16, DG_DTYPE_BF16};
   dg_isa isas[3] = {DG_ISA_GENERIC, DG_ISA_AVX2, DG_ISA_AVX512};
   double worst[5] = {0}; /* by m: direct, -, F(2), -, F(4) */
@@ -148,15 +140,15 @@ int main(void) {
     dg_engine *e1 = engine(isas[ii], 1), *e2 = engine(isas[ii], 2);
     if (!e1 || !e2) return 1;
     for (int it = 0; it < 16; it++) {
-      int64_t n = rint_(1, 3), ci = rint_(1, 40), co = rint_(1, 45), h = rint_(1, 23), w = rint_(1, 23);
-      int pad = rint_(0, 1), has_b = it % 3 != 1;
+      int64_t n = t_rint(1, 3), ci = t_rint(1, 40), co = t_rint(1, 45), h = t_rint(1, 23), w = t_rint(1, 23);
+      int pad = t_rint(0, 1), has_b = it % 3 != 1;
       if (it == 0) n = 2, ci = 64, co = 70, h = 19, w = 13, pad = 1; /* several tiles panels and chunks */
       if (it == 1) n = 1, ci = 3, co = 1, h = 3, w = 3, pad = 0;     /* one output pixel */
       if (h + 2 * pad < 3) h = 3 - 2 * pad;
       if (w + 2 * pad < 3) w = 3 - 2 * pad;
       cs c = make_case(n, ci, co, h, w, pad, has_b, dts[it % 3]);
       /* tiny budgets on odd iterations: several output-channel chunks and tile blocks */
-      if (it % 2) dg__winograd_set_budgets((size_t)rint_(1, 64) << 10, (size_t)rint_(1, 64) << 10);
+      if (it % 2) dg__winograd_set_budgets((size_t)t_rint(1, 64) << 10, (size_t)t_rint(1, 64) << 10);
       for (int m = 2; m <= 4; m += 2) {
         char what[160];
         snprintf(what, sizeof what, "[%s] F(%d) n%lld ci%lld co%lld %lldx%lld p%d %s%s", dg_isa_name(isas[ii]), m,

@@ -3,6 +3,7 @@
  * tensor data except dg_embedding's id range check. */
 #include "tensor/ops.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -536,6 +537,25 @@ static dg_status convert_impl(dg_engine *e, dg_tensor *y, const dg_tensor *x) {
 
 /* ---- Entry points: the checked ops above, timed under DG_PROFILE ---------- */
 
+/* Return the checked op `call`, recorded under `name` when profiling. */
+#define TIMED(name, call)                                                      \
+  do {                                                                         \
+    double t0_ = dg__prof_start(e);                                            \
+    dg_status s_ = (call);                                                     \
+    if (t0_ > 0.0 && s_ == DG_STATUS_OK) dg__prof_add(e, (name), t0_, 0.0);    \
+    return s_;                                                                 \
+  } while (0)
+
+/* Record a GEMM-class op under a key made from fmt (its shape and path). */
+static void prof_op(dg_engine *e, double t0, double flop, const char *fmt, ...) {
+  char key[112];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(key, sizeof key, fmt, ap);
+  va_end(ap);
+  dg__prof_add(e, key, t0, flop);
+}
+
 static const char *conv_path(const dg_engine *e, const dg_tensor *x, const dg_tensor *w, int stride, int pad) {
   if (is_ref(e)) return "ref";
   int m = dg__winograd_choose(e, x, w, stride);
@@ -549,14 +569,13 @@ dg_status dg_conv2d(dg_engine *e, dg_tensor *y, const dg_tensor *x, const dg_ten
   double t0 = dg__prof_start(e);
   dg_status s = conv2d_impl(e, y, x, w, b, stride, pad);
   if (t0 > 0.0 && s == DG_STATUS_OK) {
-    char key[112];
     int64_t ho = y->shape[2], wo = y->shape[3];
-    snprintf(key, sizeof key, "conv2d %lldx%lld/s%d %lld->%lld at %lldx%lld, batch %lld (%s)", (long long)w->shape[2],
-             (long long)w->shape[3], stride, (long long)x->shape[1], (long long)w->shape[0], (long long)ho,
-             (long long)wo, (long long)x->shape[0], conv_path(e, x, w, stride, pad));
-    dg__prof_add(e, key, t0,
-                 2.0 * (double)x->shape[0] * (double)w->shape[0] * (double)(ho * wo) * (double)x->shape[1] *
-                     (double)(w->shape[2] * w->shape[3]));
+    prof_op(e, t0,
+            2.0 * (double)x->shape[0] * (double)w->shape[0] * (double)(ho * wo) * (double)x->shape[1] *
+                (double)(w->shape[2] * w->shape[3]),
+            "conv2d %lldx%lld/s%d %lld->%lld at %lldx%lld, batch %lld (%s)", (long long)w->shape[2],
+            (long long)w->shape[3], stride, (long long)x->shape[1], (long long)w->shape[0], (long long)ho,
+            (long long)wo, (long long)x->shape[0], conv_path(e, x, w, stride, pad));
   }
   return s;
 }
@@ -565,11 +584,9 @@ dg_status dg_linear(dg_engine *e, dg_tensor *y, const dg_tensor *x, const dg_ten
   double t0 = dg__prof_start(e);
   dg_status s = linear_impl(e, y, x, w, b);
   if (t0 > 0.0 && s == DG_STATUS_OK) {
-    char key[112];
     int64_t k = x->shape[x->ndim - 1], n = w->shape[0], m = dg_tensor_numel(y) / n;
-    snprintf(key, sizeof key, "linear %lld x %lld -> %lld%s", (long long)m, (long long)k, (long long)n,
-             b ? " +bias" : "");
-    dg__prof_add(e, key, t0, 2.0 * (double)m * (double)k * (double)n);
+    prof_op(e, t0, 2.0 * (double)m * (double)k * (double)n, "linear %lld x %lld -> %lld%s", (long long)m,
+            (long long)k, (long long)n, b ? " +bias" : "");
   }
   return s;
 }
@@ -578,12 +595,10 @@ dg_status dg_matmul(dg_engine *e, dg_tensor *y, const dg_tensor *a, const dg_ten
   double t0 = dg__prof_start(e);
   dg_status s = matmul_impl(e, y, a, b, transpose_b, alpha);
   if (t0 > 0.0 && s == DG_STATUS_OK) {
-    char key[112];
     int nd = a->ndim;
     int64_t m = a->shape[nd - 2], k = a->shape[nd - 1], n = y->shape[nd - 1], bt = dg_tensor_numel(y) / (m * n);
-    snprintf(key, sizeof key, "matmul %lld x (%lld x %lld . %lld x %lld)", (long long)bt, (long long)m,
-             (long long)k, (long long)k, (long long)n);
-    dg__prof_add(e, key, t0, 2.0 * (double)bt * (double)m * (double)k * (double)n);
+    prof_op(e, t0, 2.0 * (double)bt * (double)m * (double)k * (double)n, "matmul %lld x (%lld x %lld . %lld x %lld)",
+            (long long)bt, (long long)m, (long long)k, (long long)k, (long long)n);
   }
   return s;
 }
@@ -593,176 +608,85 @@ dg_status dg_attention(dg_engine *e, dg_tensor *y, const dg_tensor *q, const dg_
   double t0 = dg__prof_start(e);
   dg_status s = attention_impl(e, y, q, k, v, n_heads, causal, scale);
   if (t0 > 0.0 && s == DG_STATUS_OK) {
-    char key[112];
     int64_t lq = q->shape[1], lk = k->shape[1], c = q->shape[2];
-    snprintf(key, sizeof key, "attention %lld x %lld tokens, %d x %lld, batch %lld%s", (long long)lq, (long long)lk,
-             n_heads, (long long)(c / n_heads), (long long)q->shape[0], causal ? ", causal" : "");
-    dg__prof_add(e, key, t0, 4.0 * (double)q->shape[0] * (double)lq * (double)lk * (double)c);
+    prof_op(e, t0, 4.0 * (double)q->shape[0] * (double)lq * (double)lk * (double)c,
+            "attention %lld x %lld tokens, %d x %lld, batch %lld%s", (long long)lq, (long long)lk, n_heads,
+            (long long)(c / n_heads), (long long)q->shape[0], causal ? ", causal" : "");
   }
   return s;
 }
 
 dg_status dg_group_norm(dg_engine *e, dg_tensor *y, const dg_tensor *x, int n_groups, float eps, const dg_tensor *gamma,
                         const dg_tensor *beta, int silu) {
-  double t0 = dg__prof_start(e);
-  dg_status s = group_norm_impl(e, y, x, n_groups, eps, gamma, beta, silu);
-  if (t0 > 0.0 && s == DG_STATUS_OK) {
-    dg__prof_add(e, silu ? "group_norm + silu" : "group_norm", t0, 0.0);
-  }
-  return s;
+  TIMED(silu ? "group_norm + silu" : "group_norm", group_norm_impl(e, y, x, n_groups, eps, gamma, beta, silu));
 }
 
 dg_status dg_layer_norm(dg_engine *e, dg_tensor *y, const dg_tensor *x, float eps, const dg_tensor *gamma,
                         const dg_tensor *beta) {
-  double t0 = dg__prof_start(e);
-  dg_status s = layer_norm_impl(e, y, x, eps, gamma, beta);
-  if (t0 > 0.0 && s == DG_STATUS_OK) {
-    dg__prof_add(e, "layer_norm", t0, 0.0);
-  }
-  return s;
+  TIMED("layer_norm", layer_norm_impl(e, y, x, eps, gamma, beta));
 }
 
 dg_status dg_softmax(dg_engine *e, dg_tensor *y, const dg_tensor *x) {
-  double t0 = dg__prof_start(e);
-  dg_status s = softmax_impl(e, y, x);
-  if (t0 > 0.0 && s == DG_STATUS_OK) {
-    dg__prof_add(e, "softmax", t0, 0.0);
-  }
-  return s;
+  TIMED("softmax", softmax_impl(e, y, x));
 }
 
 dg_status dg_silu(dg_engine *e, dg_tensor *y, const dg_tensor *x) {
-  double t0 = dg__prof_start(e);
-  dg_status s = silu_impl(e, y, x);
-  if (t0 > 0.0 && s == DG_STATUS_OK) {
-    dg__prof_add(e, "silu", t0, 0.0);
-  }
-  return s;
+  TIMED("silu", silu_impl(e, y, x));
 }
 
 dg_status dg_gelu(dg_engine *e, dg_tensor *y, const dg_tensor *x) {
-  double t0 = dg__prof_start(e);
-  dg_status s = gelu_impl(e, y, x);
-  if (t0 > 0.0 && s == DG_STATUS_OK) {
-    dg__prof_add(e, "gelu", t0, 0.0);
-  }
-  return s;
+  TIMED("gelu", gelu_impl(e, y, x));
 }
 
 dg_status dg_quick_gelu(dg_engine *e, dg_tensor *y, const dg_tensor *x) {
-  double t0 = dg__prof_start(e);
-  dg_status s = quick_gelu_impl(e, y, x);
-  if (t0 > 0.0 && s == DG_STATUS_OK) {
-    dg__prof_add(e, "quick_gelu", t0, 0.0);
-  }
-  return s;
+  TIMED("quick_gelu", quick_gelu_impl(e, y, x));
 }
 
 dg_status dg_geglu(dg_engine *e, dg_tensor *y, const dg_tensor *x) {
-  double t0 = dg__prof_start(e);
-  dg_status s = geglu_impl(e, y, x);
-  if (t0 > 0.0 && s == DG_STATUS_OK) {
-    dg__prof_add(e, "geglu", t0, 0.0);
-  }
-  return s;
+  TIMED("geglu", geglu_impl(e, y, x));
 }
 
 dg_status dg_upsample_nearest2x(dg_engine *e, dg_tensor *y, const dg_tensor *x) {
-  double t0 = dg__prof_start(e);
-  dg_status s = upsample_nearest2x_impl(e, y, x);
-  if (t0 > 0.0 && s == DG_STATUS_OK) {
-    dg__prof_add(e, "upsample_nearest2x", t0, 0.0);
-  }
-  return s;
+  TIMED("upsample_nearest2x", upsample_nearest2x_impl(e, y, x));
 }
 
 dg_status dg_add(dg_engine *e, dg_tensor *y, const dg_tensor *a, const dg_tensor *b) {
-  double t0 = dg__prof_start(e);
-  dg_status s = add_impl(e, y, a, b);
-  if (t0 > 0.0 && s == DG_STATUS_OK) {
-    dg__prof_add(e, "add", t0, 0.0);
-  }
-  return s;
+  TIMED("add", add_impl(e, y, a, b));
 }
 
 dg_status dg_mul(dg_engine *e, dg_tensor *y, const dg_tensor *a, const dg_tensor *b) {
-  double t0 = dg__prof_start(e);
-  dg_status s = mul_impl(e, y, a, b);
-  if (t0 > 0.0 && s == DG_STATUS_OK) {
-    dg__prof_add(e, "mul", t0, 0.0);
-  }
-  return s;
+  TIMED("mul", mul_impl(e, y, a, b));
 }
 
 dg_status dg_scale(dg_engine *e, dg_tensor *y, const dg_tensor *x, float alpha, float beta) {
-  double t0 = dg__prof_start(e);
-  dg_status s = scale_impl(e, y, x, alpha, beta);
-  if (t0 > 0.0 && s == DG_STATUS_OK) {
-    dg__prof_add(e, "scale", t0, 0.0);
-  }
-  return s;
+  TIMED("scale", scale_impl(e, y, x, alpha, beta));
 }
 
 dg_status dg_concat(dg_engine *e, dg_tensor *y, const dg_tensor *a, const dg_tensor *b, int dim) {
-  double t0 = dg__prof_start(e);
-  dg_status s = concat_impl(e, y, a, b, dim);
-  if (t0 > 0.0 && s == DG_STATUS_OK) {
-    dg__prof_add(e, "concat", t0, 0.0);
-  }
-  return s;
+  TIMED("concat", concat_impl(e, y, a, b, dim));
 }
 
 dg_status dg_slice(dg_engine *e, dg_tensor *y, const dg_tensor *x, int dim, int64_t start) {
-  double t0 = dg__prof_start(e);
-  dg_status s = slice_impl(e, y, x, dim, start);
-  if (t0 > 0.0 && s == DG_STATUS_OK) {
-    dg__prof_add(e, "slice", t0, 0.0);
-  }
-  return s;
+  TIMED("slice", slice_impl(e, y, x, dim, start));
 }
 
 dg_status dg_nchw_to_nlc(dg_engine *e, dg_tensor *y, const dg_tensor *x) {
-  double t0 = dg__prof_start(e);
-  dg_status s = nchw_to_nlc_impl(e, y, x);
-  if (t0 > 0.0 && s == DG_STATUS_OK) {
-    dg__prof_add(e, "nchw_to_nlc", t0, 0.0);
-  }
-  return s;
+  TIMED("nchw_to_nlc", nchw_to_nlc_impl(e, y, x));
 }
 
 dg_status dg_nlc_to_nchw(dg_engine *e, dg_tensor *y, const dg_tensor *x) {
-  double t0 = dg__prof_start(e);
-  dg_status s = nlc_to_nchw_impl(e, y, x);
-  if (t0 > 0.0 && s == DG_STATUS_OK) {
-    dg__prof_add(e, "nlc_to_nchw", t0, 0.0);
-  }
-  return s;
+  TIMED("nlc_to_nchw", nlc_to_nchw_impl(e, y, x));
 }
 
 dg_status dg_timestep_embedding(dg_engine *e, dg_tensor *y, const dg_tensor *t, int flip_sin_to_cos, float freq_shift,
                                 float max_period) {
-  double t0 = dg__prof_start(e);
-  dg_status s = timestep_embedding_impl(e, y, t, flip_sin_to_cos, freq_shift, max_period);
-  if (t0 > 0.0 && s == DG_STATUS_OK) {
-    dg__prof_add(e, "timestep_embedding", t0, 0.0);
-  }
-  return s;
+  TIMED("timestep_embedding", timestep_embedding_impl(e, y, t, flip_sin_to_cos, freq_shift, max_period));
 }
 
 dg_status dg_embedding(dg_engine *e, dg_tensor *y, const dg_tensor *ids, const dg_tensor *table) {
-  double t0 = dg__prof_start(e);
-  dg_status s = embedding_impl(e, y, ids, table);
-  if (t0 > 0.0 && s == DG_STATUS_OK) {
-    dg__prof_add(e, "embedding", t0, 0.0);
-  }
-  return s;
+  TIMED("embedding", embedding_impl(e, y, ids, table));
 }
 
 dg_status dg_convert(dg_engine *e, dg_tensor *y, const dg_tensor *x) {
-  double t0 = dg__prof_start(e);
-  dg_status s = convert_impl(e, y, x);
-  if (t0 > 0.0 && s == DG_STATUS_OK) {
-    dg__prof_add(e, "convert", t0, 0.0);
-  }
-  return s;
+  TIMED("convert", convert_impl(e, y, x));
 }
