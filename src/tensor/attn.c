@@ -36,17 +36,46 @@ void dg__attn_softmax_generic(float *s, int64_t nrows, int nr, int64_t valid, in
   }
 }
 
+/* What every attention path needs to know of the call: sizes, mask, the
+ * query scale (scale * log2 e: scores live in the log2 domain), and the
+ * current batch's rows. */
+typedef struct attn_geom {
+  int64_t lq, lk, c, d, h;  /* query / key tokens, channels, head width, heads */
+  int causal;
+  float qscale;
+  const float *q, *k, *v;   /* this batch: (Lq, C), (Lk, C), (Lk, C) */
+  float *y;                 /* this batch: (Lq, C) */
+} attn_geom;
+
+static attn_geom geom_of(const dg_tensor *q, const dg_tensor *k, int n_heads, int causal, float qscale) {
+  attn_geom g = {0};
+  g.lq = q->shape[1];
+  g.lk = k->shape[1];
+  g.c = q->shape[2];
+  g.h = n_heads;
+  g.d = g.c / n_heads;
+  g.causal = causal != 0;
+  g.qscale = qscale;
+  return g;
+}
+
+/* Point g at batch b of the tensors. */
+static void geom_batch(attn_geom *g, int64_t b, const dg_tensor *q, const dg_tensor *k, const dg_tensor *v,
+                       dg_tensor *y) {
+  g->q = (const float *)q->data + b * g->lq * g->c;
+  g->k = (const float *)k->data + b * g->lk * g->c;
+  g->v = (const float *)v->data + b * g->lk * g->c;
+  g->y = (float *)y->data + b * g->lq * g->c;
+}
+
 typedef struct attn_job {
   const dg__ukernel *uk;
   dg__attn_softmax_fn softmax;
   int store_avx512;         /* transpose O^T into y with dg__attn_store_avx512 (NR == 32) */
   void (*rescale)(float *o, int64_t d, const float *alpha); /* O^T *= alpha per column, or NULL (C) */
   dg_engine *e;
-  int64_t lq, lk, c, d, h, bk;
-  int causal;
-  float qscale;
-  const float *q, *k, *v;   /* this batch: (Lq, C), (Lk, C), (Lk, C) */
-  float *y;                 /* this batch: (Lq, C) */
+  attn_geom g;
+  int64_t bk;               /* keys per block */
   /* all_heads: the packs of every head of the batch exist at once and a task is
    * NR queries x every head (short key sequences: each task reads and writes
    * whole rows of q and y).  Otherwise one head at a time (`head`), a task is
@@ -73,15 +102,15 @@ static void attn_pack(void *arg, int64_t u0, int64_t u1, int ti) {
     int64_t hh = j->all_heads ? u / per : j->head, w = u % per, slot = j->all_heads ? hh : 0;
     char *kp = j->kp + (size_t)slot * j->khead, *vp = j->vp + (size_t)slot * j->vhead;
     if (w < j->nkp) {
-      dg__opnd ko = {DG__OPND_IK, DG_DTYPE_F32, j->k + hh * j->d, j->c, 1.0f, NULL};
-      int64_t i0 = w * uk->mr, rows = j->lk - i0 < uk->mr ? j->lk - i0 : uk->mr;
-      dg__pack_panel(uk, &ko, 1, uk->mr, i0, rows, 0, j->d, kp + (size_t)w * j->kpan);
+      dg__opnd ko = {DG__OPND_IK, DG_DTYPE_F32, j->g.k + hh * j->g.d, j->g.c, 1.0f, NULL};
+      int64_t i0 = w * uk->mr, rows = j->g.lk - i0 < uk->mr ? j->g.lk - i0 : uk->mr;
+      dg__pack_panel(uk, &ko, 1, uk->mr, i0, rows, 0, j->g.d, kp + (size_t)w * j->kpan);
     } else {
-      dg__opnd vo = {DG__OPND_KI, DG_DTYPE_F32, j->v + hh * j->d, j->c, 1.0f, NULL};
+      dg__opnd vo = {DG__OPND_KI, DG_DTYPE_F32, j->g.v + hh * j->g.d, j->g.c, 1.0f, NULL};
       w -= j->nkp;
       int64_t blk = w / j->nvp, j0 = blk * j->bk;
-      int64_t i0 = (w % j->nvp) * uk->mr, rows = j->d - i0 < uk->mr ? j->d - i0 : uk->mr;
-      int64_t kcb = j->lk - j0 < j->bk ? j->lk - j0 : j->bk;
+      int64_t i0 = (w % j->nvp) * uk->mr, rows = j->g.d - i0 < uk->mr ? j->g.d - i0 : uk->mr;
+      int64_t kcb = j->g.lk - j0 < j->bk ? j->g.lk - j0 : j->bk;
       dg__pack_panel(uk, &vo, 1, uk->mr, i0, rows, j0, kcb, vp + (size_t)w * j->vpan);
     }
   }
@@ -101,37 +130,37 @@ static void attn_block(const attn_job *j, const attn_ws *w, int64_t hh, int64_t 
   const int MR = uk->mr, NR = uk->nr, bf = uk->bf16;
   int64_t slot = j->all_heads ? hh : 0;
   const char *kp = j->kp + (size_t)slot * j->khead, *vp = j->vp + (size_t)slot * j->vhead;
-  int64_t rows = j->lq - q0 < NR ? j->lq - q0 : NR;
-  int64_t dp = (j->d + MR - 1) / MR * MR;
+  int64_t rows = j->g.lq - q0 < NR ? j->g.lq - q0 : NR;
+  int64_t dp = (j->g.d + MR - 1) / MR * MR;
   float *o = w->o, *s = w->s;
   float m[64], l[64], alpha[64]; /* (NR) */
-  dg__opnd qo = {DG__OPND_IK, DG_DTYPE_F32, j->q + hh * j->d, j->c, j->qscale, NULL};
-  dg__pack_panel(uk, &qo, 0, NR, q0, rows, 0, j->d, w->qp);
+  dg__opnd qo = {DG__OPND_IK, DG_DTYPE_F32, j->g.q + hh * j->g.d, j->g.c, j->g.qscale, NULL};
+  dg__pack_panel(uk, &qo, 0, NR, q0, rows, 0, j->g.d, w->qp);
   for (int c = 0; c < NR; c++) {
     m[c] = -INFINITY;
     l[c] = 0.0f;
   }
-  int64_t ksteps_d = dg__ksteps(uk, j->d);
-  int64_t kend = j->lk;
-  if (j->causal && q0 + rows < kend) kend = q0 + rows; /* keys past the last query are masked */
+  int64_t ksteps_d = dg__ksteps(uk, j->g.d);
+  int64_t kend = j->g.lk;
+  if (j->g.causal && q0 + rows < kend) kend = q0 + rows; /* keys past the last query are masked */
   for (int64_t j0 = 0; j0 < kend; j0 += j->bk) {
     int64_t bkv = kend - j0 < j->bk ? kend - j0 : j->bk; /* valid keys in the block */
     int64_t srows = (bkv + MR - 1) / MR * MR;
     for (int64_t r = 0; r < srows; r += MR)
       uk->fn(ksteps_d, kp + (size_t)((j0 + r) / MR) * j->kpan, w->qp, s + r * NR, NR, 0, NULL, NULL);
     /* P^T rows = the V^T panel's keys (a causal cut leaves zeros past bkv) */
-    int64_t kcb = j->lk - j0 < j->bk ? j->lk - j0 : j->bk;
+    int64_t kcb = j->g.lk - j0 < j->bk ? j->g.lk - j0 : j->bk;
     int64_t ka = uk->kalign > 1 ? uk->kalign : 1, prow = (kcb + ka - 1) / ka * ka;
-    j->softmax(s, prow, NR, bkv, j0, q0, j->causal, m, l, alpha, w->pb, bf);
+    j->softmax(s, prow, NR, bkv, j0, q0, j->g.causal, m, l, alpha, w->pb, bf);
     /* the first block (key 0 is visible to every query) starts O^T: no old O to rescale */
     int first = j0 == 0;
     if (!first) {
       int rescale = 0;
       for (int c = 0; c < NR; c++) rescale |= alpha[c] != 1.0f;
       if (rescale && j->rescale)
-        j->rescale(o, j->d, alpha);
+        j->rescale(o, j->g.d, alpha);
       else if (rescale)
-        for (int64_t d = 0; d < j->d; d++)
+        for (int64_t d = 0; d < j->g.d; d++)
           for (int c = 0; c < NR; c++) o[d * NR + c] *= alpha[c];
     }
     int64_t ks = dg__ksteps(uk, kcb);
@@ -139,20 +168,20 @@ static void attn_block(const attn_job *j, const attn_ws *w, int64_t hh, int64_t 
     for (int64_t d0 = 0; d0 < dp; d0 += MR) {
       const char *va = vblk + (size_t)(d0 / MR) * j->vpan;
       const void *pv = bf ? (const void *)w->pb : (const void *)s;
-      if (uk->fn_part && j->d - d0 < MR) /* the head width's tail: rows past D skipped where possible */
-        uk->fn_part(ks, va, pv, o + d0 * NR, NR, !first, (int)(j->d - d0), NR);
+      if (uk->fn_part && j->g.d - d0 < MR) /* the head width's tail: rows past D skipped where possible */
+        uk->fn_part(ks, va, pv, o + d0 * NR, NR, !first, (int)(j->g.d - d0), NR);
       else
         uk->fn(ks, va, pv, o + d0 * NR, NR, !first, NULL, NULL);
     }
   }
-  float *yb = j->y + q0 * j->c + hh * j->d;
+  float *yb = j->g.y + q0 * j->g.c + hh * j->g.d;
   if (j->store_avx512) {
-    dg__attn_store_avx512(o, j->d, rows, l, yb, j->c);
+    dg__attn_store_avx512(o, j->g.d, rows, l, yb, j->g.c);
   } else {
     for (int64_t c = 0; c < rows; c++) {
       float inv = l[c] > 0.0f ? 1.0f / l[c] : 0.0f;
-      float *yr = yb + c * j->c;
-      for (int64_t d = 0; d < j->d; d++) yr[d] = o[d * NR + c] * inv;
+      float *yr = yb + c * j->g.c;
+      for (int64_t d = 0; d < j->g.d; d++) yr[d] = o[d * NR + c] * inv;
     }
   }
 }
@@ -168,15 +197,15 @@ static void attn_task(void *arg, int64_t t0, int64_t t1, int ti) {
   }
   if (ti == 0) scr += j->shared;
   if (uk->thread_begin) uk->thread_begin();
-  int64_t dp = (j->d + uk->mr - 1) / uk->mr * uk->mr;
+  int64_t dp = (j->g.d + uk->mr - 1) / uk->mr * uk->mr;
   attn_ws w;
   w.qp = scr;
-  w.o = (float *)(scr + (dg__panel_bytes(uk, NR, j->d) + 63) / 64 * 64);
+  w.o = (float *)(scr + (dg__panel_bytes(uk, NR, j->g.d) + 63) / 64 * 64);
   w.s = w.o + dp * NR;
   w.pb = (uint16_t *)(w.s + j->bk * NR);
   for (int64_t t = t0; t < t1; t++) {
     if (j->all_heads)
-      for (int64_t hh = 0; hh < j->h; hh++) attn_block(j, &w, hh, t * NR);
+      for (int64_t hh = 0; hh < j->g.h; hh++) attn_block(j, &w, hh, t * NR);
     else
       attn_block(j, &w, j->head, t * NR);
   }
@@ -197,11 +226,8 @@ typedef struct short_job {
   short_fn fn;
   int w;                    /* vector width: ldk, ldv are multiples of it */
   dg_engine *e;
-  int64_t lq, lk, c, d, h, ldk, ldv;
-  int causal;
-  float qscale;
-  const float *q, *k, *v;   /* this batch: (Lq, C), (Lk, C), (Lk, C) */
-  float *y;                 /* this batch: (Lq, C) */
+  attn_geom g;
+  int64_t ldk, ldv;
   float *kt, *vp;           /* per head: kt (D, ldk) = (qscale * K)^T, vp (Lk, ldv) = V, zero padded */
   size_t khead, vhead;      /* floats per head of kt, vp */
   size_t shared, priv;      /* bytes: packs at the start of thread 0's scratch; per-thread p and inv */
@@ -214,13 +240,13 @@ static void short_pack(void *arg, int64_t h0, int64_t h1, int ti) {
   for (int64_t hh = h0; hh < h1; hh++) {
     float *kt = j->kt + (size_t)hh * j->khead, *vp = j->vp + (size_t)hh * j->vhead;
     memset(kt, 0, j->khead * sizeof *kt);
-    for (int64_t t = 0; t < j->lk; t++) {
-      const float *kr = j->k + t * j->c + hh * j->d;
-      for (int64_t dd = 0; dd < j->d; dd++) kt[dd * j->ldk + t] = kr[dd] * j->qscale;
+    for (int64_t t = 0; t < j->g.lk; t++) {
+      const float *kr = j->g.k + t * j->g.c + hh * j->g.d;
+      for (int64_t dd = 0; dd < j->g.d; dd++) kt[dd * j->ldk + t] = kr[dd] * j->g.qscale;
     }
-    for (int64_t t = 0; t < j->lk; t++) {
-      memcpy(vp + t * j->ldv, j->v + t * j->c + hh * j->d, (size_t)j->d * sizeof *vp);
-      memset(vp + t * j->ldv + j->d, 0, (size_t)(j->ldv - j->d) * sizeof *vp);
+    for (int64_t t = 0; t < j->g.lk; t++) {
+      memcpy(vp + t * j->ldv, j->g.v + t * j->g.c + hh * j->g.d, (size_t)j->g.d * sizeof *vp);
+      memset(vp + t * j->ldv + j->g.d, 0, (size_t)(j->ldv - j->g.d) * sizeof *vp);
     }
   }
 }
@@ -235,12 +261,12 @@ static void short_task(void *arg, int64_t t0, int64_t t1, int ti) {
   if (ti == 0) scr += j->shared;
   float *p = (float *)scr, *inv = p + SHORT_QB * j->ldk; /* (SHORT_QB, ldk), (SHORT_QB) */
   for (int64_t t = t0; t < t1; t++) {
-    int64_t q0 = t * SHORT_QB, rows = j->lq - q0 < SHORT_QB ? j->lq - q0 : SHORT_QB;
-    for (int64_t hh = 0; hh < j->h; hh++) {
+    int64_t q0 = t * SHORT_QB, rows = j->g.lq - q0 < SHORT_QB ? j->g.lq - q0 : SHORT_QB;
+    for (int64_t hh = 0; hh < j->g.h; hh++) {
       /* (software prefetch of q / y measured no gain here: the loads overlap the FMAs) */
-      j->fn(j->q + q0 * j->c + hh * j->d, j->c, j->kt + (size_t)hh * j->khead,
-                            j->vp + (size_t)hh * j->vhead, j->lk, j->d, q0, rows, j->causal, p, inv,
-                            j->y + q0 * j->c + hh * j->d, j->c);
+      j->fn(j->g.q + q0 * j->g.c + hh * j->g.d, j->g.c, j->kt + (size_t)hh * j->khead,
+                            j->vp + (size_t)hh * j->vhead, j->g.lk, j->g.d, q0, rows, j->g.causal, p, inv,
+                            j->g.y + q0 * j->g.c + hh * j->g.d, j->g.c);
     }
   }
 }
@@ -254,29 +280,20 @@ static dg_status attention_short(dg_engine *e, short_fn fn, int w, dg_tensor *y,
   j.w = w;
   j.e = e;
   int64_t nb = q->shape[0];
-  j.lq = q->shape[1];
-  j.lk = k->shape[1];
-  j.c = q->shape[2];
-  j.h = n_heads;
-  j.d = j.c / n_heads;
-  j.causal = causal != 0;
-  j.qscale = qscale;
-  j.ldk = (j.lk + w - 1) / w * w;
-  j.ldv = (j.d + w - 1) / w * w;
-  j.khead = (size_t)(j.d * j.ldk + 15) / 16 * 16;
-  j.vhead = (size_t)(j.lk * j.ldv);
+  j.g = geom_of(q, k, n_heads, causal, qscale);
+  j.ldk = (j.g.lk + w - 1) / w * w;
+  j.ldv = (j.g.d + w - 1) / w * w;
+  j.khead = (size_t)(j.g.d * j.ldk + 15) / 16 * 16;
+  j.vhead = (size_t)(j.g.lk * j.ldv);
   j.shared = (j.khead + j.vhead) * (size_t)n_heads * sizeof(float);
   j.priv = (size_t)(SHORT_QB * j.ldk + SHORT_QB) * sizeof(float) + 64;
   char *shared = dg__engine_scratch(e, 0, j.shared + j.priv);
   if (!shared) return DG_STATUS_ERR_NOMEM;
   j.kt = (float *)shared;
   j.vp = j.kt + j.khead * (size_t)n_heads;
-  int64_t ntask = (j.lq + SHORT_QB - 1) / SHORT_QB;
+  int64_t ntask = (j.g.lq + SHORT_QB - 1) / SHORT_QB;
   for (int64_t b = 0; b < nb; b++) {
-    j.q = (const float *)q->data + b * j.lq * j.c;
-    j.k = (const float *)k->data + b * j.lk * j.c;
-    j.v = (const float *)v->data + b * j.lk * j.c;
-    j.y = (float *)y->data + b * j.lq * j.c;
+    geom_batch(&j.g, b, q, k, v, y);
     dg_engine_parallel(e, n_heads, short_pack, &j);
     dg_engine_parallel(e, ntask, short_task, &j);
     if (atomic_load(&j.failed)) return DG_STATUS_ERR_NOMEM;
@@ -309,11 +326,7 @@ static void prefetch_rows(const float *p, int64_t ld, int64_t rows, int64_t n, i
 typedef struct rows_job {
   const dg__ukernel *uk;    /* nr == mr == 32, pack_a_tiled */
   dg_engine *e;
-  int64_t lq, lk, c, d, h;
-  int causal;
-  float qscale;
-  const float *q, *k, *v;   /* this batch */
-  float *y;
+  attn_geom g;
   char *kb, *vb;            /* per head: nkp K panels, nvp V panels */
   size_t kpan, vpan;        /* bytes per panel */
   int64_t nkp, nvp;         /* ceil(Lk / 32), ceil(D / 32) */
@@ -330,14 +343,14 @@ static void rows_pack(void *arg, int64_t u0, int64_t u1, int ti) {
   for (int64_t u = u0; u < u1; u++) {
     int64_t hh = u / per, w = u % per;
     if (w < j->nkp) {
-      dg__opnd ko = {DG__OPND_IK, DG_DTYPE_F32, j->k + hh * j->d, j->c, 1.0f, NULL};
-      int64_t i0 = w * uk->nr, n = j->lk - i0 < uk->nr ? j->lk - i0 : uk->nr;
-      dg__pack_panel(uk, &ko, 0, uk->nr, i0, n, 0, j->d, j->kb + (size_t)(hh * j->nkp + w) * j->kpan);
+      dg__opnd ko = {DG__OPND_IK, DG_DTYPE_F32, j->g.k + hh * j->g.d, j->g.c, 1.0f, NULL};
+      int64_t i0 = w * uk->nr, n = j->g.lk - i0 < uk->nr ? j->g.lk - i0 : uk->nr;
+      dg__pack_panel(uk, &ko, 0, uk->nr, i0, n, 0, j->g.d, j->kb + (size_t)(hh * j->nkp + w) * j->kpan);
     } else {
       w -= j->nkp;
-      dg__opnd vo = {DG__OPND_KI, DG_DTYPE_F32, j->v + hh * j->d, j->c, 1.0f, NULL};
-      int64_t i0 = w * uk->nr, n = j->d - i0 < uk->nr ? j->d - i0 : uk->nr;
-      dg__pack_panel(uk, &vo, 0, uk->nr, i0, n, 0, j->lk, j->vb + (size_t)(hh * j->nvp + w) * j->vpan);
+      dg__opnd vo = {DG__OPND_KI, DG_DTYPE_F32, j->g.v + hh * j->g.d, j->g.c, 1.0f, NULL};
+      int64_t i0 = w * uk->nr, n = j->g.d - i0 < uk->nr ? j->g.d - i0 : uk->nr;
+      dg__pack_panel(uk, &vo, 0, uk->nr, i0, n, 0, j->g.lk, j->vb + (size_t)(hh * j->nvp + w) * j->vpan);
     }
   }
 }
@@ -352,42 +365,43 @@ static void rows_task(void *arg, int64_t t0, int64_t t1, int ti) {
     return;
   }
   if (ti == 0) scr += j->shared;
-  size_t qbytes = (dg__panel_bytes(uk, R, j->d) + 63) / 64 * 64;
+  size_t qbytes = (dg__panel_bytes(uk, R, j->g.d) + 63) / 64 * 64;
   int64_t lds = j->nkp * uk->nr, ldo = j->nvp * uk->nr;
   char *qa = scr;                                      /* Q panel (R, kpad(D)) bf16 */
   float *s = (float *)(scr + qbytes);                  /* (R, lds) */
   float *o = s + R * lds;                              /* (R, ldo) */
   uint16_t *p = (uint16_t *)(o + R * ldo);             /* (R, kpad) bf16 */
   float *inv = (float *)(p + R * j->kpad);             /* (R) */
-  int64_t ksd = dg__ksteps(uk, j->d), ksk = dg__ksteps(uk, j->lk);
+  int64_t ksd = dg__ksteps(uk, j->g.d), ksk = dg__ksteps(uk, j->g.lk);
   if (uk->thread_begin) uk->thread_begin();
   for (int64_t t = t0; t < t1; t++) {
-    int64_t q0 = t * R, rows = j->lq - q0 < R ? j->lq - q0 : R;
-    for (int64_t hh = 0; hh < j->h; hh++) {
+    int64_t q0 = t * R, rows = j->g.lq - q0 < R ? j->g.lq - q0 : R;
+    for (int64_t hh = 0; hh < j->g.h; hh++) {
       /* next head's (or block's) q, this head's y: in flight during the products */
-      int64_t nq0 = hh + 1 < j->h ? q0 : q0 + R, nh = hh + 1 < j->h ? hh + 1 : 0;
-      if (nq0 < j->lq) prefetch_rows(j->q + nq0 * j->c + nh * j->d, j->c, j->lq - nq0 < R ? j->lq - nq0 : R, j->d, 0);
-      prefetch_rows(j->y + q0 * j->c + hh * j->d, j->c, rows, j->d, 1);
-      dg__opnd qo = {DG__OPND_IK, DG_DTYPE_F32, j->q + hh * j->d, j->c, j->qscale, NULL};
-      dg__pack_panel(uk, &qo, 1, R, q0, rows, 0, j->d, qa);
+      int64_t nq0 = hh + 1 < j->g.h ? q0 : q0 + R, nh = hh + 1 < j->g.h ? hh + 1 : 0;
+      if (nq0 < j->g.lq)
+        prefetch_rows(j->g.q + nq0 * j->g.c + nh * j->g.d, j->g.c, j->g.lq - nq0 < R ? j->g.lq - nq0 : R, j->g.d, 0);
+      prefetch_rows(j->g.y + q0 * j->g.c + hh * j->g.d, j->g.c, rows, j->g.d, 1);
+      dg__opnd qo = {DG__OPND_IK, DG_DTYPE_F32, j->g.q + hh * j->g.d, j->g.c, j->g.qscale, NULL};
+      dg__pack_panel(uk, &qo, 1, R, q0, rows, 0, j->g.d, qa);
       const char *kb = j->kb + (size_t)(hh * j->nkp) * j->kpan, *vb = j->vb + (size_t)(hh * j->nvp) * j->vpan;
       /* fn_part: only the valid queries (rows) and keys / head columns (a tail panel's) */
       for (int64_t w = 0; w < j->nkp; w++) {
-        int cols = j->lk - w * uk->nr < uk->nr ? (int)(j->lk - w * uk->nr) : uk->nr;
+        int cols = j->g.lk - w * uk->nr < uk->nr ? (int)(j->g.lk - w * uk->nr) : uk->nr;
         if (uk->fn_part)
           uk->fn_part(ksd, qa, kb + (size_t)w * j->kpan, s + w * uk->nr, lds, 0, (int)rows, cols);
         else
           uk->fn(ksd, qa, kb + (size_t)w * j->kpan, s + w * uk->nr, lds, 0, NULL, NULL);
       }
-      dg__attn_rowsoftmax_bf16_avx512(s, lds, R, j->lk, j->kpad, j->causal, q0, p, inv);
+      dg__attn_rowsoftmax_bf16_avx512(s, lds, R, j->g.lk, j->kpad, j->g.causal, q0, p, inv);
       for (int64_t w = 0; w < j->nvp; w++) {
-        int cols = j->d - w * uk->nr < uk->nr ? (int)(j->d - w * uk->nr) : uk->nr;
+        int cols = j->g.d - w * uk->nr < uk->nr ? (int)(j->g.d - w * uk->nr) : uk->nr;
         if (uk->fn_part)
           uk->fn_part(ksk, p, vb + (size_t)w * j->vpan, o + w * uk->nr, ldo, 0, (int)rows, cols);
         else
           uk->fn(ksk, p, vb + (size_t)w * j->vpan, o + w * uk->nr, ldo, 0, NULL, NULL);
       }
-      dg__attn_rowstore_avx512(o, ldo, (int)rows, inv, j->d, j->y + q0 * j->c + hh * j->d, j->c);
+      dg__attn_rowstore_avx512(o, ldo, (int)rows, inv, j->g.d, j->g.y + q0 * j->g.c + hh * j->g.d, j->g.c);
     }
   }
   if (uk->thread_end) uk->thread_end();
@@ -401,33 +415,24 @@ static dg_status attention_rows(dg_engine *e, const dg__ukernel *uk, dg_tensor *
   j.uk = uk;
   j.e = e;
   int64_t nb = q->shape[0];
-  j.lq = q->shape[1];
-  j.lk = k->shape[1];
-  j.c = q->shape[2];
-  j.h = n_heads;
-  j.d = j.c / n_heads;
-  j.causal = causal != 0;
-  j.qscale = qscale;
-  j.nkp = (j.lk + uk->nr - 1) / uk->nr;
-  j.nvp = (j.d + uk->nr - 1) / uk->nr;
-  j.kpad = dg__ksteps(uk, j.lk) * 2;
-  j.kpan = (dg__panel_bytes(uk, uk->nr, j.d) + 63) / 64 * 64;
-  j.vpan = (dg__panel_bytes(uk, uk->nr, j.lk) + 63) / 64 * 64;
+  j.g = geom_of(q, k, n_heads, causal, qscale);
+  j.nkp = (j.g.lk + uk->nr - 1) / uk->nr;
+  j.nvp = (j.g.d + uk->nr - 1) / uk->nr;
+  j.kpad = dg__ksteps(uk, j.g.lk) * 2;
+  j.kpan = (dg__panel_bytes(uk, uk->nr, j.g.d) + 63) / 64 * 64;
+  j.vpan = (dg__panel_bytes(uk, uk->nr, j.g.lk) + 63) / 64 * 64;
   j.shared = (j.kpan * (size_t)j.nkp + j.vpan * (size_t)j.nvp) * (size_t)n_heads;
   int R = uk->mr;
-  j.priv = (dg__panel_bytes(uk, R, j.d) + 63) / 64 * 64 +
+  j.priv = (dg__panel_bytes(uk, R, j.g.d) + 63) / 64 * 64 +
            (size_t)(R * (j.nkp + j.nvp) * uk->nr) * sizeof(float) + (size_t)(R * j.kpad) * 2 +
            (size_t)R * sizeof(float) + 64;
   char *shared = dg__engine_scratch(e, 0, j.shared + j.priv);
   if (!shared) return DG_STATUS_ERR_NOMEM;
   j.kb = shared;
   j.vb = shared + j.kpan * (size_t)(j.nkp * n_heads);
-  int64_t ntask = (j.lq + R - 1) / R;
+  int64_t ntask = (j.g.lq + R - 1) / R;
   for (int64_t b = 0; b < nb; b++) {
-    j.q = (const float *)q->data + b * j.lq * j.c;
-    j.k = (const float *)k->data + b * j.lk * j.c;
-    j.v = (const float *)v->data + b * j.lk * j.c;
-    j.y = (float *)y->data + b * j.lq * j.c;
+    geom_batch(&j.g, b, q, k, v, y);
     dg_engine_parallel(e, (j.nkp + j.nvp) * n_heads, rows_pack, &j);
     dg_engine_parallel(e, ntask, rows_task, &j);
     if (atomic_load(&j.failed)) return DG_STATUS_ERR_NOMEM;
@@ -439,14 +444,14 @@ dg_status dg__attention_flash(dg_engine *e, dg_tensor *y, const dg_tensor *q, co
                               const dg_tensor *v, int n_heads, int causal, float scale) {
   const dg__ukernel *uk = dg__ukernel_for(dg_engine_isa(e), dg_engine_precision(e));
   dg_isa isa = dg_engine_isa(e);
+  /* scores in the log2 domain: q scaled by scale (default 1 / sqrt(D)) * log2 e */
+  float qs = (scale > 0.0f ? scale : (float)(1.0 / sqrt((double)(q->shape[2] / n_heads)))) * LOG2E;
   /* AMX: queries as rows (whole rows of scores, one exact softmax, P . V as one long product)
    * up to 1024 keys: 1.2-1.6x the key-blocked flash loop at 256-1024 keys, 2.3x slower at 4096
    * (its 32 x Lk score rows leave L1/L2), measured with bench_kernels --attn-all */
   int64_t short_max = uk->bf16 && uk->pack_a_tiled ? 1024 : 128;
   if ((isa == DG_ISA_AVX512 || isa == DG_ISA_AVX2) && k->shape[1] <= short_max && q->shape[2] / n_heads <= 256 &&
       q->shape[1] > 0 && q->shape[2] > 0) {
-    double sc = scale > 0.0f ? (double)scale : 1.0 / sqrt((double)(q->shape[2] / n_heads));
-    float qs = (float)sc * LOG2E;
     if (isa == DG_ISA_AVX2 && !uk->bf16 && k->shape[1] <= 128)
       return attention_short(e, dg__attn_short_avx2, 8, y, q, k, v, n_heads, causal, qs);
     if (isa == DG_ISA_AVX512 && !uk->bf16 && k->shape[1] <= 128)
@@ -470,39 +475,29 @@ dg_status dg__attention_flash(dg_engine *e, dg_tensor *y, const dg_tensor *q, co
   }
   j.e = e;
   int64_t nb = q->shape[0];
-  j.lq = q->shape[1];
-  j.lk = k->shape[1];
-  j.c = q->shape[2];
-  j.h = n_heads;
-  j.d = j.c / n_heads;
-  j.causal = causal != 0;
-  if (scale <= 0.0f) scale = (float)(1.0 / sqrt((double)j.d));
-  j.qscale = scale * LOG2E;
+  j.g = geom_of(q, k, n_heads, causal, qs);
   j.bk = (128 / uk->mr) * uk->mr;
   if (j.bk % 2) j.bk -= uk->mr;
-  if (j.lq == 0 || j.d == 0) return DG_STATUS_OK;
-  j.nkp = (j.lk + uk->mr - 1) / uk->mr;
-  j.nvp = (j.d + uk->mr - 1) / uk->mr;
-  j.nblk = (j.lk + j.bk - 1) / j.bk;
-  j.kpan = (dg__panel_bytes(uk, uk->mr, j.d) + 63) / 64 * 64;
+  if (j.g.lq == 0 || j.g.d == 0) return DG_STATUS_OK;
+  j.nkp = (j.g.lk + uk->mr - 1) / uk->mr;
+  j.nvp = (j.g.d + uk->mr - 1) / uk->mr;
+  j.nblk = (j.g.lk + j.bk - 1) / j.bk;
+  j.kpan = (dg__panel_bytes(uk, uk->mr, j.g.d) + 63) / 64 * 64;
   j.vpan = (dg__panel_bytes(uk, uk->mr, j.bk) + 63) / 64 * 64;
   j.khead = j.kpan * (size_t)j.nkp;
   j.vhead = j.vpan * (size_t)(j.nvp * j.nblk);
   j.all_heads = (j.khead + j.vhead) * (size_t)n_heads <= ATTN_ALL_HEADS_BYTES;
   j.shared = (j.khead + j.vhead) * (size_t)(j.all_heads ? n_heads : 1);
   int64_t dp = j.nvp * uk->mr;
-  j.priv = (dg__panel_bytes(uk, uk->nr, j.d) + 63) / 64 * 64 +
+  j.priv = (dg__panel_bytes(uk, uk->nr, j.g.d) + 63) / 64 * 64 +
            (size_t)(dp * uk->nr + j.bk * uk->nr) * sizeof(float) + (size_t)(j.bk * uk->nr) * 2 + 64;
   char *shared = dg__engine_scratch(e, 0, j.shared + j.priv);
   if (!shared) return DG_STATUS_ERR_NOMEM;
   j.kp = shared;
   j.vp = shared + (j.all_heads ? (size_t)n_heads : 1) * j.khead;
-  int64_t ntask = (j.lq + uk->nr - 1) / uk->nr, per = j.nkp + j.nvp * j.nblk;
+  int64_t ntask = (j.g.lq + uk->nr - 1) / uk->nr, per = j.nkp + j.nvp * j.nblk;
   for (int64_t b = 0; b < nb; b++) {
-    j.q = (const float *)q->data + b * j.lq * j.c;
-    j.k = (const float *)k->data + b * j.lk * j.c;
-    j.v = (const float *)v->data + b * j.lk * j.c;
-    j.y = (float *)y->data + b * j.lq * j.c;
+    geom_batch(&j.g, b, q, k, v, y);
     if (j.all_heads) {
       dg_engine_parallel(e, per * n_heads, attn_pack, &j);
       dg_engine_parallel(e, ntask, attn_task, &j);
