@@ -37,6 +37,8 @@ static void store(void *d, dg_dtype dt, int64_t i, float v, float *vals) {
                                                       : dg_bf16_to_f32(((uint16_t *)d)[i]);
 }
 
+static float g_wscale = 1.0f; /* weight magnitude factor (subnormal f16 weights) */
+
 static cs make_case(int64_t n, int64_t ci, int64_t co, int64_t h, int64_t w, int pad, int has_b, dg_dtype dt) {
   cs c;
   memset(&c, 0, sizeof c);
@@ -46,7 +48,7 @@ static cs make_case(int64_t n, int64_t ci, int64_t co, int64_t h, int64_t w, int
   int64_t nx = n * ci * h * w, nw = co * ci * 9, ny = n * co * c.ho * c.wo;
   c.x = malloc((size_t)nx * sizeof(float));
   for (int64_t i = 0; i < nx; i++) c.x[i] = t_runif(1.0f);
-  float wa = 1.0f / sqrtf((float)(ci * 9));
+  float wa = g_wscale / sqrtf((float)(ci * 9));
   c.wdata = malloc((size_t)nw * 4);
   c.wv = malloc((size_t)nw * sizeof(float));
   for (int64_t i = 0; i < nw; i++) store(c.wdata, dt, i, t_runif(wa), c.wv);
@@ -173,6 +175,48 @@ int main(void) {
     dg_engine_free(e2);
   }
   printf("worst error / sum|x w|: direct %.3g, F(2x2,3x3) %.3g, F(4x4,3x3) %.3g\n", worst[0], worst[2], worst[4]);
+
+  /* f16 weights that are mostly subnormal halves (|w| < 2^-14), converted
+   * exactly by every ISA's filter transform (none may flush them to zero). */
+  for (int ii = 0; ii < 3; ii++) {
+    if (isas[ii] == DG_ISA_AVX2 && !dg_cpu_has_avx2()) continue;
+    if (isas[ii] == DG_ISA_AVX512 && !dg_cpu_has_avx512()) continue;
+    dg_engine *e = engine(isas[ii], 2);
+    g_wscale = 1e-3f;
+    cs c = make_case(2, 37, 19, 9, 11, 1, 0, DG_DTYPE_F16);
+    g_wscale = 1.0f;
+    int64_t nsub = 0;
+    for (int64_t i = 0; i < 19 * 37 * 9; i++) nsub += c.wv[i] != 0.0f && fabsf(c.wv[i]) < 0x1p-14f;
+    CHECK_MSG(nsub > 19 * 37 * 9 / 2, "%lld subnormal weights", (long long)nsub);
+    for (int m = 2; m <= 4; m += 2) {
+      char what[64];
+      snprintf(what, sizeof what, "[%s] F(%d) subnormal f16 weights", dg_isa_name(isas[ii]), m);
+      float *y = run(e, &c, m);
+      rel_err(&c, y, m == 2 ? 4e-6 : 2e-5, what);
+      free(y);
+    }
+    free_case(&c);
+    dg_engine_free(e);
+  }
+
+  /* The automatic choice by plane size and batch: F(4) from 24 x 24 on every
+   * ISA; on AVX-512 (vectorised filter transform) also 16 x 16 at batch 2,
+   * not 16 x 16 alone nor 8 x 8 at batch 2. */
+  for (int ii = 0; ii < 3; ii++) {
+    if (isas[ii] == DG_ISA_AVX2 && !dg_cpu_has_avx2()) continue;
+    if (isas[ii] == DG_ISA_AVX512 && !dg_cpu_has_avx512()) continue;
+    dg_engine *e = engine(isas[ii], 1);
+    static const int64_t sh[4][3] = {{1, 24, 24}, {2, 16, 16}, {1, 16, 16}, {2, 8, 8}};
+    for (int q = 0; q < 4; q++) {
+      int64_t sx[4] = {sh[q][0], 64, sh[q][1], sh[q][2]}, sw[4] = {64, 64, 3, 3};
+      dg_tensor tx = dg_tensor_make(DG_DTYPE_F32, 4, sx, NULL), tw = dg_tensor_make(DG_DTYPE_F16, 4, sw, NULL);
+      int want = q == 0 || (q == 1 && isas[ii] == DG_ISA_AVX512) ? 4 : 0;
+      int got = dg__winograd_choose(e, &tx, &tw, 1);
+      CHECK_MSG(got == want, "[%s] choice for %lldx64x%lldx%lld: F(%d), want F(%d)", dg_isa_name(isas[ii]),
+                (long long)sh[q][0], (long long)sh[q][1], (long long)sh[q][2], got, want);
+    }
+    dg_engine_free(e);
+  }
 
   /* An SD-sized layer: 64 channels in and out, 32 x 32, the automatic choice
    * (dg_conv2d with DG_WINOGRAD unset) against the reference. */

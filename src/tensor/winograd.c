@@ -68,13 +68,21 @@ int dg__winograd_choose(const dg_engine *e, const dg_tensor *x, const dg_tensor 
   if (force) return h >= 2 && wd >= 2 ? force : 0;
   if (ci < 32 || co < 32) return 0; /* the tiny channel counts of the first / last layers */
   /* Measured on the UNet and VAE shapes (bench/bench_winograd.c, bench/RESULTS.md
-   * "Winograd"): F(4) takes 0.45-0.75x the direct convolution's CPU time from
+   * "Winograd"): F(4) takes 0.45-0.75x the direct convolution's time from
    * 32 x 32 planes up and beats F(2) there (it moves 2.25 transformed values
-   * per output through memory against F(2)'s 4); at 16 x 16 and below the
-   * transforms (the filters' especially, ~a^2 per (co, ci) pair against
-   * 2 a^2 flops per pair and tile) cost more than they save: direct. */
+   * per output through memory against F(2)'s 4). */
   if (h * wd >= 24 * 24) return 4;
-  return 0;
+  /* Smaller planes: the filter transform (~a^2 values per (co, ci) pair,
+   * whatever the number of tiles) and the tiles padded to the kernel's NR
+   * weigh more.  Per (co, ci) pair the direct convolution costs ~9 N H W
+   * multiply-adds and F(4) ~36 tiles (padded to 32) plus ~1700 equivalents
+   * for the transforms (AVX-512, measured at 16 x 16, batch 2: 0.6x the
+   * direct time; 8 x 8 batch 2 loses).  The portable and AVX2 filter
+   * transforms are slower: direct below 24 x 24 there. */
+  if (dg_engine_isa(e) != DG_ISA_AVX512 || !dg__wg_avx512()) return 0;
+  int64_t n = x->shape[0], tiles = n * ((h + 3) / 4) * ((wd + 3) / 4);
+  int64_t direct = 9 * n * h * wd, wino = 36 * ((tiles + 31) / 32 * 32) + 1700;
+  return 5 * wino < 4 * direct ? 4 : 0;
 }
 
 dg_status dg__conv2d_winograd(dg_engine *e, dg_tensor *y, const dg_tensor *x, const dg_tensor *w,
@@ -136,6 +144,15 @@ dg_status dg__conv2d_winograd(dg_engine *e, dg_tensor *y, const dg_tensor *x, co
   g.M = dg__engine_workspace(e, 2, mbytes);
   if (!g.U || !g.V || !g.M) return DG_STATUS_ERR_NOMEM;
 
+  /* one tile block: its transformed inputs serve every output-channel chunk */
+  int one_block = tb >= tiles_pad;
+  if (one_block) {
+    g.t0 = 0;
+    g.nt = g.tiles;
+    g.np = (g.nt + g.nr - 1) / g.nr;
+    dg_engine_parallel(e, g.ci, k->inputs, &g);
+    if (g.failed) return DG_STATUS_ERR_NOMEM;
+  }
   for (g.co0 = 0; g.co0 < g.co; g.co0 += cc) {
     g.ncv = g.co - g.co0 < cc ? g.co - g.co0 : cc;
     g.ncop = (g.ncv + g.mr - 1) / g.mr;
@@ -144,7 +161,8 @@ dg_status dg__conv2d_winograd(dg_engine *e, dg_tensor *y, const dg_tensor *x, co
     for (g.t0 = 0; g.t0 < g.tiles; g.t0 += tb) {
       g.nt = g.tiles - g.t0 < tb ? g.tiles - g.t0 : tb;
       g.np = (g.nt + g.nr - 1) / g.nr;
-      dg_engine_parallel(e, g.ci, k->inputs, &g);
+      if (!one_block) dg_engine_parallel(e, g.ci, k->inputs, &g);
+      if (g.failed) return DG_STATUS_ERR_NOMEM;
       dg_engine_parallel(e, (int64_t)g.a2 * g.np, m_task, &g);
       dg_engine_parallel(e, g.ncv, k->outputs, &g);
     }

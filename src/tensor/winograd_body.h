@@ -15,6 +15,111 @@ typedef dg__wg wg;
 
 /* ---- Filter transform: U = G g G^T ------------------------------------------ */
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+
+#define UC 16 /* input channels per converted block */
+
+/* n weights from element off of w as f32 into d (n <= UC * 9); masked loads,
+ * so nothing past the tensor is read.  vcvtph2ps converts f16 exactly,
+ * subnormal halves included (it does not consult MXCSR.DAZ). */
+static void cvt_block(const dg_tensor *w, int64_t off, int n, float *restrict d) {
+  for (int i = 0; i < n; i += 16) {
+    __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1u);
+    __m512 v;
+    if (w->dtype == DG_DTYPE_F16)
+      v = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k, (const uint16_t *)w->data + off + i));
+    else if (w->dtype == DG_DTYPE_BF16)
+      v = _mm512_castsi512_ps(
+          _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(k, (const uint16_t *)w->data + off + i)), 16));
+    else
+      v = _mm512_maskz_loadu_ps(k, (const float *)w->data + off + i);
+    _mm512_storeu_ps(d + i, v);
+  }
+}
+
+/* Panels [p0, p1) of the current chunk, 16 panel rows (output channels) per
+ * vector.  Per block of UC input channels, each row's filters are converted
+ * into wb[r][c * 9 + k]; the taps of one channel for the 16 rows are gathered
+ * from there, transformed in registers (same operation order as the portable
+ * transform) and stored with the row mask straight into U[xi][cp][ci][r]. */
+static void u_task(void *arg, int64_t p0, int64_t p1, int ti) {
+  wg *g = arg;
+  const int mr = g->mr;
+  const int64_t ci_n = g->ci;
+  float *wb = dg__engine_scratch(g->e, ti, (size_t)16 * UC * 9 * sizeof(float));
+  if (!wb) {
+    g->failed = 1;
+    return;
+  }
+  const __m512i ridx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                          _mm512_set1_epi32(UC * 9));
+  const __m512 q4 = _mm512_set1_ps(0.25f), m6 = _mm512_set1_ps(-1.0f / 6.0f), p24 = _mm512_set1_ps(1.0f / 24.0f),
+               p12 = _mm512_set1_ps(1.0f / 12.0f), p6 = _mm512_set1_ps(1.0f / 6.0f), h = _mm512_set1_ps(0.5f);
+  for (int64_t cp = p0; cp < p1; cp++)
+    for (int r0 = 0; r0 < mr; r0 += 16) {
+      int nrow = mr - r0 < 16 ? mr - r0 : 16;
+      __mmask16 rm = (__mmask16)((1u << nrow) - 1u);
+      for (int64_t c0 = 0; c0 < ci_n; c0 += UC) {
+        int nci = ci_n - c0 < UC ? (int)(ci_n - c0) : UC;
+        for (int r = 0; r < nrow; r++) {
+          int64_t cl = cp * mr + r0 + r;
+          if (cl < g->ncv)
+            cvt_block(g->wt, ((g->co0 + cl) * ci_n + c0) * 9, nci * 9, wb + r * UC * 9);
+          else
+            memset(wb + r * UC * 9, 0, (size_t)nci * 9 * sizeof(float));
+        }
+        for (int c = 0; c < nci; c++) {
+          __m512 f[9];
+          for (int k = 0; k < 9; k++) f[k] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), rm, ridx, wb + c * 9 + k, 4);
+          float *o = g->U + (cp * ci_n + c0 + c) * mr + r0; /* xi = 0 */
+          const int64_t xs = g->ncop * ci_n * mr;                          /* xi stride */
+          if (g->m == 2) {
+            __m512 t[4][3];
+            for (int j = 0; j < 3; j++) {
+              t[0][j] = f[j];
+              t[1][j] = _mm512_mul_ps(h, _mm512_add_ps(_mm512_add_ps(f[j], f[3 + j]), f[6 + j]));
+              t[2][j] = _mm512_mul_ps(h, _mm512_add_ps(_mm512_sub_ps(f[j], f[3 + j]), f[6 + j]));
+              t[3][j] = f[6 + j];
+            }
+            for (int i = 0; i < 4; i++) {
+              float *oi = o + (int64_t)(i * 4) * xs;
+              _mm512_mask_storeu_ps(oi, rm, t[i][0]);
+              _mm512_mask_storeu_ps(oi + xs, rm, _mm512_mul_ps(h, _mm512_add_ps(_mm512_add_ps(t[i][0], t[i][1]), t[i][2])));
+              _mm512_mask_storeu_ps(oi + 2 * xs, rm, _mm512_mul_ps(h, _mm512_add_ps(_mm512_sub_ps(t[i][0], t[i][1]), t[i][2])));
+              _mm512_mask_storeu_ps(oi + 3 * xs, rm, t[i][2]);
+            }
+          } else {
+            __m512 t[6][3];
+            for (int j = 0; j < 3; j++) {
+              __m512 a0 = f[j], a1 = f[3 + j], a2v = f[6 + j], s02 = _mm512_add_ps(a0, a2v);
+              t[0][j] = _mm512_mul_ps(q4, a0);
+              t[1][j] = _mm512_mul_ps(m6, _mm512_add_ps(s02, a1));
+              t[2][j] = _mm512_mul_ps(m6, _mm512_sub_ps(s02, a1));
+              __m512 e = _mm512_fmadd_ps(p24, a0, _mm512_mul_ps(p6, a2v));
+              t[3][j] = _mm512_fmadd_ps(p12, a1, e);
+              t[4][j] = _mm512_fnmadd_ps(p12, a1, e);
+              t[5][j] = a2v;
+            }
+            for (int i = 0; i < 6; i++) {
+              __m512 a0 = t[i][0], a1 = t[i][1], a2v = t[i][2], s02 = _mm512_add_ps(a0, a2v);
+              __m512 e = _mm512_fmadd_ps(p24, a0, _mm512_mul_ps(p6, a2v));
+              float *oi = o + (int64_t)(i * 6) * xs;
+              _mm512_mask_storeu_ps(oi, rm, _mm512_mul_ps(q4, a0));
+              _mm512_mask_storeu_ps(oi + xs, rm, _mm512_mul_ps(m6, _mm512_add_ps(s02, a1)));
+              _mm512_mask_storeu_ps(oi + 2 * xs, rm, _mm512_mul_ps(m6, _mm512_sub_ps(s02, a1)));
+              _mm512_mask_storeu_ps(oi + 3 * xs, rm, _mm512_fmadd_ps(p12, a1, e));
+              _mm512_mask_storeu_ps(oi + 4 * xs, rm, _mm512_fnmadd_ps(p12, a1, e));
+              _mm512_mask_storeu_ps(oi + 5 * xs, rm, a2v);
+            }
+          }
+        }
+      }
+    }
+}
+
+#else
+
 /* n weights from element off of w as f32.  F16 exactly, without an f32
  * subnormal operand (the compute threads run with DAZ): normal halves by
  * rebasing the exponent in the integer domain, subnormal ones as
@@ -122,6 +227,8 @@ static void u_task(void *arg, int64_t p0, int64_t p1, int ti) {
                (size_t)nci * (size_t)mr * sizeof(float));
     }
 }
+
+#endif
 
 /* ---- Input transform: V = B^T d B -------------------------------------------- */
 
