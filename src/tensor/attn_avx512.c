@@ -7,11 +7,17 @@
 #include "tensor/attn.h"
 #include "tensor/gemm_avx512.h"
 
+#define MASKED (-1e30f) /* flash softmax: score of a masked key */
+
 /* 2^x: x = n + f, f in [-0.5, 0.5]; p(f) ~ 2^f by Taylor terms of e^(f ln 2) up to degree
- * `deg` (6: relative error ~2e-7; 4: ~5e-5, plenty for probabilities rounded to bf16). */
-static inline __m512 exp2_deg(__m512 x, int deg) {
-  x = _mm512_max_ps(x, _mm512_set1_ps(-150.0f)); /* also maps -inf to -150: 2^-150 = 0 */
-  x = _mm512_min_ps(x, _mm512_set1_ps(128.0f));
+ * `deg` (6: relative error ~2e-7; 4: ~5e-5, plenty for probabilities rounded to bf16).
+ * clamp: x may be -inf or above 128; without it x must be finite and <= 0 (scalef takes
+ * any finite n: 2^n underflows to 0). */
+static inline __m512 exp2_deg(__m512 x, int deg, int clamp) {
+  if (clamp) {
+    x = _mm512_max_ps(x, _mm512_set1_ps(-150.0f)); /* also maps -inf to -150: 2^-150 = 0 */
+    x = _mm512_min_ps(x, _mm512_set1_ps(128.0f));
+  }
   __m512 xi = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m512 f = _mm512_sub_ps(x, xi);
   __m512 p;
@@ -28,13 +34,15 @@ static inline __m512 exp2_deg(__m512 x, int deg) {
   p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
   return _mm512_scalef_ps(p, xi);
 }
-#define exp2_ps(x) exp2_deg((x), 6)
-#define exp2_ps_bf16(x) exp2_deg((x), 4)
+#define exp2_ps(x) exp2_deg((x), 6, 1)
+#define exp2_ps_bf16(x) exp2_deg((x), 4, 1)
 
 void dg__attn_softmax_avx512(float *s, int64_t nrows, int nr, int64_t valid, int64_t j0, int64_t q0,
                              int causal, float *m, float *l, float *alpha, void *p, int bf16) {
   (void)nr; /* 32 */
-  const __m512 ninf = _mm512_set1_ps(-INFINITY);
+  /* masked scores: a finite floor instead of -inf, so that s - max is finite and <= 0
+   * and the exponentials need no clamping (2^(floor - max) = 0) */
+  const __m512 masked = _mm512_set1_ps(MASKED);
   const __m512i c_lo = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   const __m512i c_hi = _mm512_add_epi32(c_lo, _mm512_set1_epi32(16));
   __m512 mo0 = _mm512_loadu_ps(m), mo1 = _mm512_loadu_ps(m + 16);
@@ -44,22 +52,23 @@ void dg__attn_softmax_avx512(float *s, int64_t nrows, int nr, int64_t valid, int
     float *sr = s + r * 32;
     __m512 v0 = _mm512_loadu_ps(sr), v1 = _mm512_loadu_ps(sr + 16);
     if (r >= valid) {
-      v0 = v1 = ninf;
+      v0 = v1 = masked;
       _mm512_storeu_ps(sr, v0);
       _mm512_storeu_ps(sr + 16, v1);
     } else if (causal && j0 + r > q0) {
       /* visible when c >= j0 + r - q0 */
       __m512i lim = _mm512_set1_epi32((int)(j0 + r - q0 > 64 ? 64 : j0 + r - q0));
-      v0 = _mm512_mask_mov_ps(ninf, _mm512_cmp_epi32_mask(c_lo, lim, _MM_CMPINT_NLT), v0);
-      v1 = _mm512_mask_mov_ps(ninf, _mm512_cmp_epi32_mask(c_hi, lim, _MM_CMPINT_NLT), v1);
+      v0 = _mm512_mask_mov_ps(masked, _mm512_cmp_epi32_mask(c_lo, lim, _MM_CMPINT_NLT), v0);
+      v1 = _mm512_mask_mov_ps(masked, _mm512_cmp_epi32_mask(c_hi, lim, _MM_CMPINT_NLT), v1);
       _mm512_storeu_ps(sr, v0);
       _mm512_storeu_ps(sr + 16, v1);
     }
     mx0 = _mm512_max_ps(mx0, v0);
     mx1 = _mm512_max_ps(mx1, v1);
   }
-  /* columns with nothing visible yet keep base 0 (their p and alpha*O are 0) */
-  __mmask16 z0 = _mm512_cmp_ps_mask(mx0, ninf, _CMP_EQ_OQ), z1 = _mm512_cmp_ps_mask(mx1, ninf, _CMP_EQ_OQ);
+  /* columns with nothing visible yet (max -inf at the start, else the floor) keep base 0
+   * (their p and alpha*O are 0) */
+  __mmask16 z0 = _mm512_cmp_ps_mask(mx0, masked, _CMP_LE_OQ), z1 = _mm512_cmp_ps_mask(mx1, masked, _CMP_LE_OQ);
   __m512 b0 = _mm512_mask_mov_ps(mx0, z0, _mm512_setzero_ps());
   __m512 b1 = _mm512_mask_mov_ps(mx1, z1, _mm512_setzero_ps());
   __m512 a0 = exp2_ps(_mm512_sub_ps(mo0, b0)), a1 = exp2_ps(_mm512_sub_ps(mo1, b1));
@@ -69,8 +78,8 @@ void dg__attn_softmax_avx512(float *s, int64_t nrows, int nr, int64_t valid, int
   if (!bf16) {
     for (int64_t r = 0; r < nrows; r++) {
       float *sr = s + r * 32;
-      __m512 p0 = exp2_ps(_mm512_sub_ps(_mm512_loadu_ps(sr), b0));
-      __m512 p1 = exp2_ps(_mm512_sub_ps(_mm512_loadu_ps(sr + 16), b1));
+      __m512 p0 = exp2_deg(_mm512_sub_ps(_mm512_loadu_ps(sr), b0), 6, 0);
+      __m512 p1 = exp2_deg(_mm512_sub_ps(_mm512_loadu_ps(sr + 16), b1), 6, 0);
       sum0 = _mm512_add_ps(sum0, p0);
       sum1 = _mm512_add_ps(sum1, p1);
       _mm512_storeu_ps(sr, p0);
@@ -83,10 +92,10 @@ void dg__attn_softmax_avx512(float *s, int64_t nrows, int nr, int64_t valid, int
     __m512i *d = p;
     for (int64_t r = 0; r < nrows; r += 2) {
       const float *sr = s + r * 32;
-      __m512 p00 = exp2_ps_bf16(_mm512_sub_ps(_mm512_loadu_ps(sr), b0));
-      __m512 p01 = exp2_ps_bf16(_mm512_sub_ps(_mm512_loadu_ps(sr + 16), b1));
-      __m512 p10 = exp2_ps_bf16(_mm512_sub_ps(_mm512_loadu_ps(sr + 32), b0));
-      __m512 p11 = exp2_ps_bf16(_mm512_sub_ps(_mm512_loadu_ps(sr + 48), b1));
+      __m512 p00 = exp2_deg(_mm512_sub_ps(_mm512_loadu_ps(sr), b0), 4, 0);
+      __m512 p01 = exp2_deg(_mm512_sub_ps(_mm512_loadu_ps(sr + 16), b1), 4, 0);
+      __m512 p10 = exp2_deg(_mm512_sub_ps(_mm512_loadu_ps(sr + 32), b0), 4, 0);
+      __m512 p11 = exp2_deg(_mm512_sub_ps(_mm512_loadu_ps(sr + 48), b1), 4, 0);
       sum0 = _mm512_add_ps(sum0, _mm512_add_ps(p00, p10));
       sum1 = _mm512_add_ps(sum1, _mm512_add_ps(p01, p11));
       __m512i lo = (__m512i)_mm512_cvtne2ps_pbh(p10, p00);
