@@ -112,6 +112,9 @@ static void tr_init(tr_tab *tb) {
     }
 }
 
+#ifndef PF_CH
+#define PF_CH 2
+#endif
 static void pack_panel(const cjob *j, const tr_tab *tb, int64_t cop, uint16_t *wt) {
   for (int64_t ch = 0; ch < j->nch; ch++) {
     int64_t nk = j->ci - 32 * ch < 32 ? j->ci - 32 * ch : 32; /* valid input channels */
@@ -124,6 +127,11 @@ static void pack_panel(const cjob *j, const tr_tab *tb, int64_t cop, uint16_t *w
       }
       /* the 9 nk values of (co, chunk) are contiguous: w[co][32 ch ..][0..8] */
       int64_t off = (co * j->ci + 32 * ch) * 9, n = nk * 9;
+      if (ch + PF_CH < j->nch) { /* 32 rows 4 KiB+ apart defeat the hardware prefetcher: the chunk PF_CH ahead into L2 */
+        const char *pf = (const char *)j->w + (size_t)(off + 32 * 9 * PF_CH) * (size_t)dg_dtype_size(j->wdt);
+        size_t nb = (size_t)32 * 9 * (size_t)dg_dtype_size(j->wdt);
+        for (size_t q = 0; q < nb; q += 64) _mm_prefetch(pf + q, _MM_HINT_T1);
+      }
       __m512i v[9];
       for (int t = 0; t < 9; t++)
         v[t] = (__m512i)_mm512_cvtne2ps_pbh(dg__load16_avx512(j->w, j->wdt, off + 32 * t + 16, (int)(n - 32 * t - 16)),
