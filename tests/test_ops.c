@@ -566,8 +566,8 @@ static void t_layout(dg_engine *e) {
     free(a), free(b), free(y);
   }
   /* nchw <-> nlc */
-  int64_t shapes[3][4] = {{2, 5, 3, 7}, {1, 64, 33, 40}, {1, 1, 1, 1}};
-  for (int k = 0; k < 3; k++) {
+  int64_t shapes[6][4] = {{2, 5, 3, 7}, {1, 64, 33, 40}, {1, 1, 1, 1}, {2, 37, 9, 13}, {3, 320, 8, 8}, {1, 17, 1, 50}};
+  for (int k = 0; k < 6; k++) {
     int64_t n = shapes[k][0], c = shapes[k][1], h = shapes[k][2], w = shapes[k][3], tot = n * c * h * w;
     float *x = fbuf(tot, 1), *y = fbuf(tot, 1), *z = fbuf(tot, 1), *r = fbuf(tot, 1);
     for (int64_t b = 0; b < n; b++)

@@ -503,8 +503,37 @@ static void v_geglu(float *y, const float *a, const float *gate, int64_t n) {
   }
 }
 
+/* 8 x 8 blocks transposed in registers; masked loads and stores at the edges. */
+static void v_transpose(float *y, int64_t ldy, const float *x, int64_t ldx, int rows, int cols) {
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  for (int i0 = 0; i0 < rows; i0 += 8)
+    for (int c0 = 0; c0 < cols; c0 += 8) {
+      int ri = rows - i0 < 8 ? rows - i0 : 8, cj = cols - c0 < 8 ? cols - c0 : 8;
+      __m256i mc = _mm256_cmpgt_epi32(_mm256_set1_epi32(cj), lane), mr = _mm256_cmpgt_epi32(_mm256_set1_epi32(ri), lane);
+      __m256 v[8], t[8];
+      for (int r = 0; r < 8; r++)
+        v[r] = r < ri ? _mm256_maskload_ps(x + (int64_t)(i0 + r) * ldx + c0, mc) : _mm256_setzero_ps();
+      for (int r = 0; r < 8; r += 2) {
+        t[r] = _mm256_unpacklo_ps(v[r], v[r + 1]);
+        t[r + 1] = _mm256_unpackhi_ps(v[r], v[r + 1]);
+      }
+      for (int r = 0; r < 8; r += 4) {
+        v[r] = _mm256_shuffle_ps(t[r], t[r + 2], 0x44);
+        v[r + 1] = _mm256_shuffle_ps(t[r], t[r + 2], 0xee);
+        v[r + 2] = _mm256_shuffle_ps(t[r + 1], t[r + 3], 0x44);
+        v[r + 3] = _mm256_shuffle_ps(t[r + 1], t[r + 3], 0xee);
+      }
+      for (int r = 0; r < 4; r++) {
+        t[r] = _mm256_permute2f128_ps(v[r], v[r + 4], 0x20);
+        t[r + 4] = _mm256_permute2f128_ps(v[r], v[r + 4], 0x31);
+      }
+      for (int c = 0; c < cj; c++) _mm256_maskstore_ps(y + (int64_t)(c0 + c) * ldy + i0, mr, t[c]);
+    }
+}
+
 static const dg__vec_kernels table = {v_sum,   v_sum_sq_dev, v_sums_shifted,  v_affine, v_normalize, v_softmax,
-                                      v_unary, v_binary_vec, v_binary_scalar, v_scale,  v_exp,       v_geglu};
+                                      v_unary, v_binary_vec, v_binary_scalar, v_scale,  v_exp,       v_geglu,
+                                      v_transpose};
 
 const dg__vec_kernels *dg__vec_avx2(void) { return &table; }
 

@@ -9,6 +9,8 @@
 #include <immintrin.h>
 #include <math.h>
 
+#include "tensor/gemm_avx512.h" /* TRANSPOSE16 */
+
 #define W 16
 #define BLOCK 1024
 
@@ -490,8 +492,26 @@ static void v_geglu(float *y, const float *a, const float *gate, int64_t n) {
   }
 }
 
+/* 16 x 16 blocks transposed in registers; masked loads and stores at the edges. */
+static void v_transpose(float *y, int64_t ldy, const float *x, int64_t ldx, int rows, int cols) {
+  for (int i0 = 0; i0 < rows; i0 += 16)
+    for (int c0 = 0; c0 < cols; c0 += 16) {
+      int ri = rows - i0 < 16 ? rows - i0 : 16, cj = cols - c0 < 16 ? cols - c0 : 16;
+      __mmask16 mc = tail_mask(cj), mr = tail_mask(ri);
+      __m512 v[16];
+#pragma GCC unroll 16
+      for (int r = 0; r < 16; r++)
+        v[r] = r < ri ? _mm512_maskz_loadu_ps(mc, x + (int64_t)(i0 + r) * ldx + c0) : _mm512_setzero_ps();
+      TRANSPOSE16(v);
+#pragma GCC unroll 16
+      for (int c = 0; c < 16; c++)
+        if (c < cj) _mm512_mask_storeu_ps(y + (int64_t)(c0 + c) * ldy + i0, mr, v[c]);
+    }
+}
+
 static const dg__vec_kernels table = {v_sum,   v_sum_sq_dev, v_sums_shifted,  v_affine, v_normalize, v_softmax,
-                                      v_unary, v_binary_vec, v_binary_scalar, v_scale,  v_exp,       v_geglu};
+                                      v_unary, v_binary_vec, v_binary_scalar, v_scale,  v_exp,       v_geglu,
+                                      v_transpose};
 
 const dg__vec_kernels *dg__vec_avx512(void) { return &table; }
 

@@ -285,8 +285,14 @@ static void g_geglu(float *y, const float *a, const float *gate, int64_t n) {
   g_binary_vec(DG__BINARY_MUL, y, a, y, n);
 }
 
-const dg__vec_kernels dg__vec_generic = {g_sum,   g_sum_sq_dev, g_sums_shifted,  g_affine, g_normalize, g_softmax,
-                                         g_unary, g_binary_vec, g_binary_scalar, g_scale,  g_exp,       g_geglu};
+static void g_transpose(float *y, int64_t ldy, const float *x, int64_t ldx, int rows, int cols) {
+  for (int i = 0; i < rows; i++)
+    for (int c = 0; c < cols; c++) y[c * ldy + i] = x[i * ldx + c];
+}
+
+const dg__vec_kernels dg__vec_generic = {g_sum,   g_sum_sq_dev,    g_sums_shifted, g_affine, g_normalize,
+                                         g_softmax, g_unary,       g_binary_vec,   g_binary_scalar,
+                                         g_scale, g_exp,           g_geglu,        g_transpose};
 
 static const dg__vec_kernels *vk(const dg_engine *e) {
   const dg__vec_kernels *k = NULL;
@@ -584,6 +590,7 @@ typedef struct tr_job {
   float *y;
   const float *x;
   int64_t b, r, c, strips;
+  const dg__vec_kernels *k;
 } tr_job;
 
 /* One strip of TILE input rows of one batch per unit, in TILE x TILE tiles. */
@@ -592,19 +599,17 @@ static void tr_range(void *arg, int64_t begin, int64_t end, int ti) {
   (void)ti;
   for (int64_t u = begin; u < end; u++) {
     int64_t k = u / j->strips, i0 = (u % j->strips) * TILE;
-    int64_t i1 = i0 + TILE < j->r ? i0 + TILE : j->r;
+    int rows = (int)(j->r - i0 < TILE ? j->r - i0 : TILE);
     const float *x = j->x + k * j->r * j->c; /* (r, c) */
     float *y = j->y + k * j->r * j->c;       /* (c, r) */
-    for (int64_t c0 = 0; c0 < j->c; c0 += TILE) {
-      int64_t c1 = c0 + TILE < j->c ? c0 + TILE : j->c;
-      for (int64_t i = i0; i < i1; i++)
-        for (int64_t c = c0; c < c1; c++) y[c * j->r + i] = x[i * j->c + c];
-    }
+    for (int64_t c0 = 0; c0 < j->c; c0 += TILE)
+      j->k->transpose(y + c0 * j->r + i0, j->r, x + i0 * j->c + c0, j->c, rows,
+                      (int)(j->c - c0 < TILE ? j->c - c0 : TILE));
   }
 }
 
 void dg__transpose_fast(dg_engine *e, float *y, const float *x, int64_t b, int64_t r, int64_t c) {
-  tr_job j = {y, x, b, r, c, (r + TILE - 1) / TILE};
+  tr_job j = {y, x, b, r, c, (r + TILE - 1) / TILE, vk(e)};
   run(e, b * j.strips, TILE * c, tr_range, &j);
 }
 

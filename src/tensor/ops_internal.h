@@ -88,6 +88,8 @@ typedef struct dg__vec_kernels {
   void (*scale)(float *y, const float *x, int64_t n, float alpha, float beta);
   void (*exp)(float *y, const float *x, int64_t n); /* the exp behind the kernels above (tested directly) */
   void (*geglu)(float *y, const float *a, const float *gate, int64_t n); /* y = a * GELU(gate), all (n) */
+  /* one tile of a transpose: y[c * ldy + i] = x[i * ldx + c] for i < rows, c < cols (both <= 32) */
+  void (*transpose)(float *y, int64_t ldy, const float *x, int64_t ldx, int rows, int cols);
 } dg__vec_kernels;
 
 extern const dg__vec_kernels dg__vec_generic;
