@@ -521,11 +521,13 @@ dg_status dg__gemm_run(dg_engine *e, const dg__ukernel *uk, const dg__gemm *g) {
   jb.split_m = g->m >= g->n;
   if (jb.split_m && mu < nt && nu > mu) jb.split_m = 0;
   if (!jb.split_m && nu < nt && mu > nu) jb.split_m = 1;
-  /* K blocks of at most 512 (f32) / 1024 (bf16), split evenly (K = 640 -> 2 x 320, not 512 + 128).
+  /* K blocks of at most 512 (f32) / 1024 (bf16), split evenly (K = 1280 -> 3 x 427, not 512 + 512 + 256).
    * Long K blocks beat L1-sized ones here (measured): every block ends with a
-   * load + store of the C tile, whose rows are often 4 KiB-aligned strides apart. */
+   * load + store of the C tile, whose rows are often 4 KiB-aligned strides apart.
+   * f32 K <= 640 stays one block: the UNet's K = 640 linears took 0.8-0.9x the
+   * time of 2 x 320 (bench_kernels, 3 runs); longer blocks lost at K = 1280. */
   int64_t kmax = uk->bf16 ? 1024 : 512, ka = uk->kalign > 1 ? uk->kalign : 1;
-  int64_t nkb = (g->k + kmax - 1) / kmax;
+  int64_t nkb = !uk->bf16 && g->k <= 640 ? 1 : (g->k + kmax - 1) / kmax;
   jb.kcb = ((g->k + nkb - 1) / nkb + ka - 1) / ka * ka;
   if (jb.kcb > g->k) jb.kcb = g->k;
   jb.mcb = (int64_t)uk->mr * (uk->mr >= 12 ? 12 : 32);
