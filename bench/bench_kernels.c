@@ -3,9 +3,10 @@
  * SD1.5 UNet shapes (batch 2), f32 and bf16 precision, each also as % of the
  * sgemm rate measured in the same run.
  *
- *   bench_kernels [--quick] [--threads N] [--only SUBSTRING] [--no-peak] [--cpu-time] [--paired] [--attn-all]
+ *   bench_kernels [--quick] [--threads N] [--only SUBSTRING] [--no-peak] [--peak-only] [--cpu-time] [--paired] [--attn-all]
  *
- * (--only attention --no-peak: the attention cases alone; --attn-all adds the other SD1.5 shapes.)
+ * (--only attention --no-peak: the attention cases alone; --attn-all adds the other SD1.5 shapes;
+ * --peak-only: the machine peak section alone, a reading of the host's speed for other benchmarks.)
  *
  * Weights are F16 (as in the published checkpoints); activations F32. */
 #include <math.h>
@@ -31,7 +32,7 @@ static double now(void) {
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static int g_quick, g_no_peak;
+static int g_quick, g_no_peak, g_peak_only;
 static int g_attn_all; /* --attn-all: attention at every SD1.5 UNet level and CLIP text too */
 static const char *g_only; /* run only the cases whose name contains this */
 static double g_min_time = 1.0;
@@ -279,6 +280,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--threads") && i + 1 < argc) nt = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--only") && i + 1 < argc) g_only = argv[++i];
     else if (!strcmp(argv[i], "--no-peak")) g_no_peak = 1;
+    else if (!strcmp(argv[i], "--peak-only")) g_peak_only = 1;
     else if (!strcmp(argv[i], "--cpu-time")) g_cpu_time = 1;
     else if (!strcmp(argv[i], "--paired")) g_paired = 1;
     else if (!strcmp(argv[i], "--attn-all")) g_attn_all = 1;
@@ -326,6 +328,11 @@ int main(int argc, char **argv) {
   }
 #endif
 
+  }
+  if (g_peak_only) {
+    dg_engine_free(ef);
+    dg_engine_free(eb);
+    return 0;
   }
   printf("\n## GEMM-class kernels\n\n");
   if (g_paired)

@@ -32,7 +32,10 @@ while [ $# -gt 0 ]; do
 done
 
 cmake -S "$here" -B "$build" -DCMAKE_BUILD_TYPE=Release > /dev/null
-cmake --build "$build" --target daguerre bench_sd15 -j "$(nproc)" > /dev/null
+cmake --build "$build" --target daguerre bench_sd15 bench_kernels -j "$(nproc)" > /dev/null
+
+# The host's speed at the time (shared machines vary): OpenBLAS sgemm, the FMA and AMX loops.
+speed() { "$build/bench/bench_kernels" --peak-only 2>/dev/null | grep -E "sgemm|loop" | sed 's/^/  /'; }
 
 tok="$here/tests/data/sd15-tiny/diffusers/tokenizer"
 m16="$build/models-sd15-f16"
@@ -47,6 +50,8 @@ fi
 echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "uptime: $(uptime)"
 echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) CPUs"
+echo "host speed before:"
+speed
 echo
 echo "## full size, f16 single-file checkpoint"
 "$build/bench/bench_sd15" "$m16" "${quick[@]}" "${extra[@]}"
@@ -74,3 +79,7 @@ if [ "$tiny" = 1 ]; then
     "$build/bench/bench_sd15" "$build/test-data/sd15-tiny/diffusers" --size "$size" "${extra[@]}"
   done
 fi
+
+echo
+echo "host speed after:"
+speed
