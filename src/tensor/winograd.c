@@ -75,13 +75,16 @@ int dg__winograd_choose(const dg_engine *e, const dg_tensor *x, const dg_tensor 
   /* Smaller planes: the filter transform (~a^2 values per (co, ci) pair,
    * whatever the number of tiles) and the tiles padded to the kernel's NR
    * weigh more.  Per (co, ci) pair the direct convolution costs ~9 N H W
-   * multiply-adds and F(4) ~36 tiles (padded to 32) plus ~1700 equivalents
-   * for the transforms (AVX-512, measured at 16 x 16, batch 2: 0.6x the
-   * direct time; 8 x 8 batch 2 loses).  The portable and AVX2 filter
-   * transforms are slower: direct below 24 x 24 there. */
-  if (dg_engine_isa(e) != DG_ISA_AVX512 || !dg__wg_avx512()) return 0;
+   * multiply-adds and F(4) ~36 tiles (padded to NR) plus ~1700 equivalents
+   * for the transforms (measured at 16 x 16, batch 2: 0.4-0.7x the direct
+   * time on AVX-512 and AVX2; 8 x 8 batch 2 loses).  The portable filter
+   * transform is scalar: direct below 24 x 24 there. */
+  dg_isa isa = dg_engine_isa(e);
+  if (!((isa == DG_ISA_AVX512 && dg__wg_avx512()) || ((isa == DG_ISA_AVX512 || isa == DG_ISA_AVX2) && dg__wg_avx2())))
+    return 0;
+  int64_t nr = dg__ukernel_for(isa, DG_PRECISION_F32)->nr;
   int64_t n = x->shape[0], tiles = n * ((h + 3) / 4) * ((wd + 3) / 4);
-  int64_t direct = 9 * n * h * wd, wino = 36 * ((tiles + 31) / 32 * 32) + 1700;
+  int64_t direct = 9 * n * h * wd, wino = 36 * ((tiles + nr - 1) / nr * nr) + 1700;
   return 5 * wino < 4 * direct ? 4 : 0;
 }
 

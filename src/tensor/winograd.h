@@ -18,8 +18,8 @@
  * products over (xi, tile panel) pairs.  When all tiles fit one block, the
  * inputs are transformed once for every output-channel chunk.  Every sum has
  * a fixed order, so results are bit-identical for any thread count.  The
- * AVX-512 filter transform works on 16 output channels per vector (f16
- * weights converted by vcvtph2ps); the others are vectorised C.
+ * AVX-512 and AVX2 filter transforms work on 16 / 8 output channels per
+ * vector (f16 weights converted by vcvtph2ps); the portable one is plain C.
  *
  * Numerics: m = 2 only adds and halves, close to the direct convolution;
  * m = 4 scales by up to 5 and 1/24, a few times the direct rounding error
@@ -31,8 +31,8 @@
 
 /* Which m to use for this convolution (0 = use the direct convolution), from
  * the shapes (f32, 3x3 stride 1, >= 32 channels in and out, planes of 24 x 24
- * and larger: F(4); on AVX-512 also smaller planes with enough tiles, e.g.
- * 16 x 16 at batch 2) and DG_WINOGRAD (0 = off, 2 or 4 = force m). */
+ * and larger: F(4); on AVX-512 / AVX2 also smaller planes with enough tiles,
+ * e.g. 16 x 16 at batch 2) and DG_WINOGRAD (0 = off, 2 or 4 = force m). */
 int dg__winograd_choose(const dg_engine *e, const dg_tensor *x, const dg_tensor *w, int stride);
 
 /* y (N, Co, Ho, Wo) = conv3x3(x (N, Ci, H, W), w (Co, Ci, 3, 3)) + b, stride 1,

@@ -1,7 +1,9 @@
-/* The Winograd transforms (see winograd.h), written as plain C loops that
- * the compiler vectorises: included by winograd.c (portable), winograd_avx2.c
- * and winograd_avx512.c, each defining WG_TABLE (the dg__wg_kernels to
- * define).  Everything here is static: one copy per ISA. */
+/* The Winograd transforms (see winograd.h): plain C loops that the compiler
+ * vectorises, and intrinsics where it does not (the filter transform on
+ * AVX-512 and AVX2, the fused AVX-512 input transform).  Included by
+ * winograd.c (portable), winograd_avx2.c and winograd_avx512.c, each defining
+ * WG_TABLE (the dg__wg_kernels to define).  Everything here is static: one
+ * copy per ISA. */
 #include <string.h>
 
 #include "tensor/kernels.h"
@@ -15,10 +17,31 @@ typedef dg__wg wg;
 
 /* ---- Filter transform: U = G g G^T ------------------------------------------ */
 
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
 
 #define UC 16 /* input channels per converted block */
+
+/* The vector filter transform below works on WL panel rows (output channels)
+ * per vector; per ISA: the vector type, a lane mask, gathers and stores. */
+#if defined(__AVX512F__)
+#define WL 16
+typedef __m512 wv;
+typedef __mmask16 wmask;
+typedef __m512i widx;
+#define WV_SET1 _mm512_set1_ps
+#define WV_ADD _mm512_add_ps
+#define WV_SUB _mm512_sub_ps
+#define WV_MUL _mm512_mul_ps
+#define WV_FMA _mm512_fmadd_ps
+#define WV_FNMA _mm512_fnmadd_ps
+#define WV_STORE(p, m, v) _mm512_mask_storeu_ps((p), (m), (v))
+static inline wmask wv_mask(int n) { return (wmask)((1u << n) - 1u); }
+static inline widx wv_rows(void) {
+  return _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                            _mm512_set1_epi32(UC * 9));
+}
+#define WV_GATHER(idx, m, base) _mm512_mask_i32gather_ps(_mm512_setzero_ps(), (m), (idx), (base), 4)
 
 /* n weights from element off of w as f32 into d (n <= UC * 9); masked loads,
  * so nothing past the tensor is read.  vcvtph2ps converts f16 exactly,
@@ -37,29 +60,74 @@ static void cvt_block(const dg_tensor *w, int64_t off, int n, float *restrict d)
     _mm512_storeu_ps(d + i, v);
   }
 }
+#else
+#define WL 8
+typedef __m256 wv;
+typedef __m256i wmask;
+typedef __m256i widx;
+#define WV_SET1 _mm256_set1_ps
+#define WV_ADD _mm256_add_ps
+#define WV_SUB _mm256_sub_ps
+#define WV_MUL _mm256_mul_ps
+#define WV_FMA _mm256_fmadd_ps
+#define WV_FNMA _mm256_fnmadd_ps
+#define WV_STORE(p, m, v) _mm256_maskstore_ps((p), (m), (v))
+static inline wmask wv_mask(int n) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+static inline widx wv_rows(void) {
+  return _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(UC * 9));
+}
+#define WV_GATHER(idx, m, base) \
+  _mm256_mask_i32gather_ps(_mm256_setzero_ps(), (base), (idx), _mm256_castsi256_ps(m), 4)
 
-/* Panels [p0, p1) of the current chunk, 16 panel rows (output channels) per
+/* n weights from element off of w as f32 into d (n <= UC * 9): 8 at a time,
+ * the tail through a zero-filled copy (nothing past the tensor is read);
+ * vcvtph2ps converts f16 exactly, subnormal halves included. */
+static void cvt_block(const dg_tensor *w, int64_t off, int n, float *restrict d) {
+  int i = 0;
+  if (w->dtype == DG_DTYPE_F32) {
+    memcpy(d, (const float *)w->data + off, (size_t)n * sizeof *d);
+    return;
+  }
+  const uint16_t *s = (const uint16_t *)w->data + off;
+  for (; i < n; i += 8) {
+    __m128i h;
+    if (n - i >= 8) {
+      h = _mm_loadu_si128((const __m128i *)(s + i));
+    } else {
+      uint16_t t[8] = {0};
+      memcpy(t, s + i, (size_t)(n - i) * sizeof *t);
+      h = _mm_loadu_si128((const __m128i *)t);
+    }
+    __m256 v = w->dtype == DG_DTYPE_F16 ? _mm256_cvtph_ps(h)
+                                        : _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+    _mm256_storeu_ps(d + i, v);
+  }
+}
+#endif
+
+/* Panels [p0, p1) of the current chunk, WL panel rows (output channels) per
  * vector.  Per block of UC input channels, each row's filters are converted
- * into wb[r][c * 9 + k]; the taps of one channel for the 16 rows are gathered
+ * into wb[r][c * 9 + k]; the taps of one channel for the WL rows are gathered
  * from there, transformed in registers (same operation order as the portable
  * transform) and stored with the row mask straight into U[xi][cp][ci][r]. */
 static void u_task(void *arg, int64_t p0, int64_t p1, int ti) {
   wg *g = arg;
   const int mr = g->mr;
   const int64_t ci_n = g->ci;
-  float *wb = dg__engine_scratch(g->e, ti, (size_t)16 * UC * 9 * sizeof(float));
+  float *wb = dg__engine_scratch(g->e, ti, (size_t)WL * UC * 9 * sizeof(float));
   if (!wb) {
     g->failed = 1;
     return;
   }
-  const __m512i ridx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                          _mm512_set1_epi32(UC * 9));
-  const __m512 q4 = _mm512_set1_ps(0.25f), m6 = _mm512_set1_ps(-1.0f / 6.0f), p24 = _mm512_set1_ps(1.0f / 24.0f),
-               p12 = _mm512_set1_ps(1.0f / 12.0f), p6 = _mm512_set1_ps(1.0f / 6.0f), h = _mm512_set1_ps(0.5f);
+  const widx ridx = wv_rows();
+  const wv q4 = WV_SET1(0.25f), m6 = WV_SET1(-1.0f / 6.0f), p24 = WV_SET1(1.0f / 24.0f), p12 = WV_SET1(1.0f / 12.0f),
+           p6 = WV_SET1(1.0f / 6.0f), h = WV_SET1(0.5f);
   for (int64_t cp = p0; cp < p1; cp++)
-    for (int r0 = 0; r0 < mr; r0 += 16) {
-      int nrow = mr - r0 < 16 ? mr - r0 : 16;
-      __mmask16 rm = (__mmask16)((1u << nrow) - 1u);
+    for (int r0 = 0; r0 < mr; r0 += WL) {
+      int nrow = mr - r0 < WL ? mr - r0 : WL;
+      wmask rm = wv_mask(nrow);
       for (int64_t c0 = 0; c0 < ci_n; c0 += UC) {
         int nci = ci_n - c0 < UC ? (int)(ci_n - c0) : UC;
         for (int r = 0; r < nrow; r++) {
@@ -70,47 +138,47 @@ static void u_task(void *arg, int64_t p0, int64_t p1, int ti) {
             memset(wb + r * UC * 9, 0, (size_t)nci * 9 * sizeof(float));
         }
         for (int c = 0; c < nci; c++) {
-          __m512 f[9];
-          for (int k = 0; k < 9; k++) f[k] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), rm, ridx, wb + c * 9 + k, 4);
+          wv f[9];
+          for (int k = 0; k < 9; k++) f[k] = WV_GATHER(ridx, rm, wb + c * 9 + k);
           float *o = g->U + (cp * ci_n + c0 + c) * mr + r0; /* xi = 0 */
-          const int64_t xs = g->ncop * ci_n * mr;                          /* xi stride */
+          const int64_t xs = g->ncop * ci_n * mr;            /* xi stride */
           if (g->m == 2) {
-            __m512 t[4][3];
+            wv t[4][3];
             for (int j = 0; j < 3; j++) {
               t[0][j] = f[j];
-              t[1][j] = _mm512_mul_ps(h, _mm512_add_ps(_mm512_add_ps(f[j], f[3 + j]), f[6 + j]));
-              t[2][j] = _mm512_mul_ps(h, _mm512_add_ps(_mm512_sub_ps(f[j], f[3 + j]), f[6 + j]));
+              t[1][j] = WV_MUL(h, WV_ADD(WV_ADD(f[j], f[3 + j]), f[6 + j]));
+              t[2][j] = WV_MUL(h, WV_ADD(WV_SUB(f[j], f[3 + j]), f[6 + j]));
               t[3][j] = f[6 + j];
             }
             for (int i = 0; i < 4; i++) {
               float *oi = o + (int64_t)(i * 4) * xs;
-              _mm512_mask_storeu_ps(oi, rm, t[i][0]);
-              _mm512_mask_storeu_ps(oi + xs, rm, _mm512_mul_ps(h, _mm512_add_ps(_mm512_add_ps(t[i][0], t[i][1]), t[i][2])));
-              _mm512_mask_storeu_ps(oi + 2 * xs, rm, _mm512_mul_ps(h, _mm512_add_ps(_mm512_sub_ps(t[i][0], t[i][1]), t[i][2])));
-              _mm512_mask_storeu_ps(oi + 3 * xs, rm, t[i][2]);
+              WV_STORE(oi, rm, t[i][0]);
+              WV_STORE(oi + xs, rm, WV_MUL(h, WV_ADD(WV_ADD(t[i][0], t[i][1]), t[i][2])));
+              WV_STORE(oi + 2 * xs, rm, WV_MUL(h, WV_ADD(WV_SUB(t[i][0], t[i][1]), t[i][2])));
+              WV_STORE(oi + 3 * xs, rm, t[i][2]);
             }
           } else {
-            __m512 t[6][3];
+            wv t[6][3];
             for (int j = 0; j < 3; j++) {
-              __m512 a0 = f[j], a1 = f[3 + j], a2v = f[6 + j], s02 = _mm512_add_ps(a0, a2v);
-              t[0][j] = _mm512_mul_ps(q4, a0);
-              t[1][j] = _mm512_mul_ps(m6, _mm512_add_ps(s02, a1));
-              t[2][j] = _mm512_mul_ps(m6, _mm512_sub_ps(s02, a1));
-              __m512 e = _mm512_fmadd_ps(p24, a0, _mm512_mul_ps(p6, a2v));
-              t[3][j] = _mm512_fmadd_ps(p12, a1, e);
-              t[4][j] = _mm512_fnmadd_ps(p12, a1, e);
+              wv a0 = f[j], a1 = f[3 + j], a2v = f[6 + j], s02 = WV_ADD(a0, a2v);
+              t[0][j] = WV_MUL(q4, a0);
+              t[1][j] = WV_MUL(m6, WV_ADD(s02, a1));
+              t[2][j] = WV_MUL(m6, WV_SUB(s02, a1));
+              wv e = WV_FMA(p24, a0, WV_MUL(p6, a2v));
+              t[3][j] = WV_FMA(p12, a1, e);
+              t[4][j] = WV_FNMA(p12, a1, e);
               t[5][j] = a2v;
             }
             for (int i = 0; i < 6; i++) {
-              __m512 a0 = t[i][0], a1 = t[i][1], a2v = t[i][2], s02 = _mm512_add_ps(a0, a2v);
-              __m512 e = _mm512_fmadd_ps(p24, a0, _mm512_mul_ps(p6, a2v));
+              wv a0 = t[i][0], a1 = t[i][1], a2v = t[i][2], s02 = WV_ADD(a0, a2v);
+              wv e = WV_FMA(p24, a0, WV_MUL(p6, a2v));
               float *oi = o + (int64_t)(i * 6) * xs;
-              _mm512_mask_storeu_ps(oi, rm, _mm512_mul_ps(q4, a0));
-              _mm512_mask_storeu_ps(oi + xs, rm, _mm512_mul_ps(m6, _mm512_add_ps(s02, a1)));
-              _mm512_mask_storeu_ps(oi + 2 * xs, rm, _mm512_mul_ps(m6, _mm512_sub_ps(s02, a1)));
-              _mm512_mask_storeu_ps(oi + 3 * xs, rm, _mm512_fmadd_ps(p12, a1, e));
-              _mm512_mask_storeu_ps(oi + 4 * xs, rm, _mm512_fnmadd_ps(p12, a1, e));
-              _mm512_mask_storeu_ps(oi + 5 * xs, rm, a2v);
+              WV_STORE(oi, rm, WV_MUL(q4, a0));
+              WV_STORE(oi + xs, rm, WV_MUL(m6, WV_ADD(s02, a1)));
+              WV_STORE(oi + 2 * xs, rm, WV_MUL(m6, WV_SUB(s02, a1)));
+              WV_STORE(oi + 3 * xs, rm, WV_FMA(p12, a1, e));
+              WV_STORE(oi + 4 * xs, rm, WV_FNMA(p12, a1, e));
+              WV_STORE(oi + 5 * xs, rm, a2v);
             }
           }
         }
